@@ -1,0 +1,202 @@
+// The layers. Hyper-parameters and defaults follow torch.nn; each forward/backward pair calls
+// the kernels in src/kernels/. Inputs are NCHW (2-d layers) or NCL (1-d layers).
+#pragma once
+#include <optional>
+#include <vector>
+
+#include "normnet/module.h"
+
+namespace normnet {
+
+struct ConvOptions {
+  int dims = 2;                       // 1: Conv1d (N, C, L); 2: Conv2d (N, C, H, W)
+  int64_t in_channels = 1, out_channels = 1;
+  int64_t kernel_h = 1, kernel_w = 1;  // Conv1d: kernel_h = 1
+  int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dilation_h = 1, dilation_w = 1;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+class Conv : public Module {
+ public:
+  explicit Conv(const ConvOptions& o);
+  std::string kind() const override { return opt.dims == 1 ? "Conv1d" : "Conv2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  void reset_parameters(Rng& rng) override;  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch
+  std::vector<Parameter*> own_parameters() override;
+  ConvOptions opt;
+  Parameter weight, bias;  // weight (O, I/groups, kh, kw) or (O, I/groups, k)
+ private:
+  Tensor input_;
+};
+
+class Linear : public Module {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true);
+  std::string kind() const override { return "Linear"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  void reset_parameters(Rng& rng) override;
+  std::vector<Parameter*> own_parameters() override;
+  int64_t in_features, out_features;
+  bool has_bias;
+  Parameter weight, bias;  // weight (out, in)
+ private:
+  Tensor input_;
+};
+
+struct BatchNormOptions {
+  int dims = 2;                          // 1: BatchNorm1d on (N, C) or (N, C, L); 2: (N, C, H, W)
+  int64_t num_features = 1;
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1;  // nullopt: cumulative moving average
+  bool affine = true;
+  bool track_running_stats = true;
+};
+
+// Batch normalization with torch.nn.BatchNorm1d/2d semantics (see docs/batchnorm.md).
+class BatchNorm : public Module {
+ public:
+  explicit BatchNorm(const BatchNormOptions& o);
+  std::string kind() const override { return opt.dims == 1 ? "BatchNorm1d" : "BatchNorm2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  std::vector<Buffer> own_buffers() override;
+  BatchNormOptions opt;
+  Parameter weight, bias;            // gamma (init 1), beta (init 0), when affine
+  Tensor running_mean, running_var;  // init 0 and 1, when track_running_stats
+  int64_t num_batches_tracked = 0;
+ private:
+  Tensor input_, mean_, var_, invstd_;
+  bool used_batch_stats_ = false;
+};
+
+enum class ActivationKind { ReLU, LeakyReLU, ELU };
+
+class Activation : public Module {
+ public:
+  explicit Activation(ActivationKind k, double param = 0.0);  // slope (0.01) or alpha (1.0)
+  std::string kind() const override;
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  ActivationKind act;
+  double param;
+ private:
+  Tensor saved_;  // output (ReLU, ELU) or input (LeakyReLU)
+};
+
+struct PoolOptions {
+  int dims = 2;  // 1: MaxPool1d on (N, C, L)
+  bool max = true;
+  int64_t kernel_h = 2, kernel_w = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+  int64_t dilation_h = 1, dilation_w = 1;
+  bool ceil_mode = false, count_include_pad = true;
+};
+
+class Pool : public Module {
+ public:
+  explicit Pool(const PoolOptions& o) : opt(o) {}
+  std::string kind() const override;
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  PoolOptions opt;
+ private:
+  Shape in_shape_;
+  std::vector<int32_t> argmax_;
+};
+
+// (N, C, H, W) or (N, C, L) -> (N, C): the mean over the spatial positions.
+class GlobalAvgPool : public Module {
+ public:
+  std::string kind() const override { return "GlobalAvgPool"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+ private:
+  Shape in_shape_;
+};
+
+// (N, ...) -> (N, prod(...)), like torch.nn.Flatten(); Reshape -> (N, shape...).
+class Reshape : public Module {
+ public:
+  explicit Reshape(std::vector<int64_t> shape = {}) : target(std::move(shape)) {}  // {} = flatten
+  std::string kind() const override { return target.empty() ? "Flatten" : "Reshape"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<int64_t> target;
+ private:
+  Shape in_shape_;
+};
+
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5) : p(p) {}
+  std::string kind() const override { return "Dropout"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  void reset_parameters(Rng& rng) override { seed = rng.next_u64(); }
+  double p;
+  uint64_t seed = 0, calls = 0;  // mask of call k: hash(seed + k, element index)
+ private:
+  std::vector<uint8_t> mask_;
+  bool dropped_ = false;
+};
+
+class Identity : public Module {
+ public:
+  std::string kind() const override { return "Identity"; }
+  Shape output_shape(const Shape& in) const override { return in; }
+  Tensor forward(const Tensor& x) override { return x; }
+  Tensor backward(const Tensor& dy) override { return dy; }
+};
+
+// Runs children in order; names them as given ("conv1") or by position ("0", "1").
+class Sequential : public Module {
+ public:
+  std::string kind() const override { return "Sequential"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<std::pair<std::string, Module*>> children() override;
+  void add(std::string name, ModulePtr m);
+  size_t size() const { return layers_.size(); }
+  Module& at(size_t i) { return *layers_[i].second; }
+ private:
+  std::vector<std::pair<std::string, ModulePtr>> layers_;
+};
+
+// out = body(x) + shortcut(x), then an optional activation: a residual block. The body's
+// layers are named directly under the block (conv1, bn1, ...), the shortcut under its own name
+// ("shortcut"; an empty shortcut is the identity).
+class Residual : public Module {
+ public:
+  Residual(std::unique_ptr<Sequential> body, std::unique_ptr<Sequential> shortcut,
+           std::string shortcut_name, ModulePtr post);
+  std::string kind() const override { return "Residual"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<std::pair<std::string, Module*>> children() override;
+ private:
+  std::unique_ptr<Sequential> body_, shortcut_;
+  std::string shortcut_name_;
+  ModulePtr post_;  // may be null
+};
+
+}  // namespace normnet

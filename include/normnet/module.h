@@ -1,0 +1,73 @@
+// normnet::Module: a layer or a container of layers.
+//
+// Represents: one node of a module tree whose parameters and buffers have dotted names exactly
+// as PyTorch's state_dict() names them ("bn1.weight", "bn1.running_var",
+// "bn1.num_batches_tracked"; conv weights OIHW).
+// forward(x) keeps what backward needs (the saved state is the module's cache, replaced by each
+// forward); backward(dy) returns dx and ADDS parameter gradients into Parameter::grad (PyTorch's
+// accumulation rule: call zero_grad() between steps).
+// Mode is explicit: train() / eval(), recursive, never inferred from the batch.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "normnet/random.h"
+#include "normnet/tensor.h"
+
+namespace normnet {
+
+struct Parameter {
+  std::string name;        // local name: "weight", "bias"
+  Tensor value;
+  Tensor grad;             // same shape, zero-initialized
+  bool no_decay = false;   // BN/norm affine parameters and biases (weight decay can skip them)
+  Parameter() = default;
+  Parameter(std::string n, const Shape& s, bool nd = false)
+      : name(std::move(n)), value(s), grad(s), no_decay(nd) {}
+};
+
+// A buffer: a float tensor (running_mean) or an int64 scalar (num_batches_tracked).
+struct Buffer {
+  std::string name;
+  Tensor* f32 = nullptr;
+  int64_t* i64 = nullptr;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  virtual std::string kind() const = 0;               // "Conv2d", "BatchNorm2d", ...
+  virtual std::string describe() const { return kind() + "()"; }
+  // Checks the per-batch input shape (throws naming this layer) and returns the output shape.
+  virtual Shape output_shape(const Shape& in) const = 0;
+  virtual Tensor forward(const Tensor& x) = 0;
+  virtual Tensor backward(const Tensor& dy) = 0;
+  virtual void reset_parameters(Rng&) {}
+
+  virtual std::vector<Parameter*> own_parameters() { return {}; }
+  virtual std::vector<Buffer> own_buffers() { return {}; }
+  virtual std::vector<std::pair<std::string, Module*>> children() { return {}; }
+
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool training() const { return training_; }
+
+  // Depth-first, children in order, own entries first: the order of PyTorch's state_dict().
+  std::vector<std::pair<std::string, Parameter*>> named_parameters(const std::string& prefix = "");
+  std::vector<std::pair<std::string, Buffer>> named_buffers(const std::string& prefix = "");
+  void zero_grad();
+  int64_t parameter_count();
+
+  std::string path;  // dotted path in the tree ("" for the root), for error messages
+  std::string label() const;  // "BatchNorm2d 'features.bn1'"
+
+ protected:
+  bool training_ = true;
+};
+
+using ModulePtr = std::unique_ptr<Module>;
+
+}  // namespace normnet

@@ -1,0 +1,150 @@
+// BatchNorm kernels over (N, C, S); the math is derived in batchnorm.h.
+// One channel per task: each channel's sums run over n then s in that order, in double,
+// so the statistics are the same for any thread count.
+#include "kernels/batchnorm.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace normnet::kernels {
+
+template <typename T>
+void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
+                             const T* beta, double eps, const BatchNormShape& s) {
+  const int64_t M = s.count(), S = s.spatial, C = s.c;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    // Shifted one-pass sums: shifting by a sample of the channel keeps E[x^2] - E[x]^2 exact
+    // enough when |mean| >> std.
+    const double shift = M > 0 ? static_cast<double>(in[c * S]) : 0.0;
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* x = in + (n * C + c) * S;
+      for (int64_t i = 0; i < S; ++i) {
+        const double d = static_cast<double>(x[i]) - shift;
+        s1 += d;
+        s2 += d * d;
+      }
+    }
+    const double m = M > 0 ? s1 / M : 0.0;
+    const double v = M > 0 ? std::max(0.0, (s2 - s1 * m) / M) : 0.0;
+    const double is = 1.0 / std::sqrt(v + eps);
+    mean[c] = static_cast<T>(shift + m);
+    var[c] = static_cast<T>(v);
+    invstd[c] = static_cast<T>(is);
+    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+    const double b = beta ? static_cast<double>(beta[c]) : 0.0;
+    // (x - mean) first: for |mean| >> std the subtraction is exact, x * alpha would not be.
+    const T alpha = static_cast<T>(is * g), offset = static_cast<T>(b), mu = mean[c];
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* x = in + (n * C + c) * S;
+      T* y = out + (n * C + c) * S;
+      for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - mu) * alpha + offset;
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_forward_eval(T* out, const T* in, const T* mean, const T* var, const T* gamma,
+                            const T* beta, double eps, const BatchNormShape& s) {
+  const int64_t S = s.spatial, C = s.c;
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t c = 0; c < C; ++c) {
+      const double is = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+      const double b = beta ? static_cast<double>(beta[c]) : 0.0;
+      const T alpha = static_cast<T>(is * g), offset = static_cast<T>(b), mu = mean[c];
+      const T* x = in + (n * C + c) * S;
+      T* y = out + (n * C + c) * S;
+      for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - mu) * alpha + offset;
+    }
+}
+
+template <typename T>
+void batchnorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
+                              const T* mean, const T* invstd, const T* gamma,
+                              const BatchNormShape& s) {
+  const int64_t M = s.count(), S = s.spatial, C = s.c;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    const double m = mean[c], is = invstd[c];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* x = in + (n * C + c) * S;
+      const T* dy = dout + (n * C + c) * S;
+      for (int64_t i = 0; i < S; ++i) {
+        sum_dy += dy[i];
+        sum_dy_xhat += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m);
+      }
+    }
+    sum_dy_xhat *= is;
+    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+    if (!din || M == 0) continue;
+    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+    // dx = g*is*dy - g*is*sum_dy/M - (x - m) * g*is^2*sum_dy_xhat/M
+    const T k_dy = static_cast<T>(g * is);
+    const T k_x = static_cast<T>(g * is * is * sum_dy_xhat / M);
+    const T k_0 = static_cast<T>(-g * is * sum_dy / M);
+    const T mu = mean[c];
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* x = in + (n * C + c) * S;
+      const T* dy = dout + (n * C + c) * S;
+      T* dx = din + (n * C + c) * S;
+      for (int64_t i = 0; i < S; ++i) dx[i] = dy[i] * k_dy - (x[i] - mu) * k_x + k_0;
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_backward_eval(T* din, T* dgamma, T* dbeta, const T* dout, const T* in,
+                             const T* mean, const T* var, const T* gamma, double eps,
+                             const BatchNormShape& s) {
+  const int64_t S = s.spatial, C = s.c;
+#pragma omp parallel for schedule(static)
+  for (int64_t c = 0; c < C; ++c) {
+    const double is = 1.0 / std::sqrt(static_cast<double>(var[c]) + eps);
+    const double m = mean[c];
+    double sum_dy = 0.0, sum_dy_xhat = 0.0;
+    const T k = static_cast<T>(is * (gamma ? static_cast<double>(gamma[c]) : 1.0));
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* x = in + (n * C + c) * S;
+      const T* dy = dout + (n * C + c) * S;
+      T* dx = din ? din + (n * C + c) * S : nullptr;
+      for (int64_t i = 0; i < S; ++i) {
+        sum_dy += dy[i];
+        sum_dy_xhat += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m) * is;
+        if (dx) dx[i] = dy[i] * k;
+      }
+    }
+    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+  }
+}
+
+template <typename T>
+void batchnorm_update_running(T* running_mean, T* running_var, const T* mean, const T* var,
+                              int64_t channels, int64_t count, double factor) {
+  const double unbias = count > 1 ? static_cast<double>(count) / (count - 1) : 1.0;
+  for (int64_t c = 0; c < channels; ++c) {
+    running_mean[c] = static_cast<T>((1.0 - factor) * running_mean[c] + factor * mean[c]);
+    running_var[c] = static_cast<T>((1.0 - factor) * running_var[c] + factor * var[c] * unbias);
+  }
+}
+
+#define INSTANTIATE(T)                                                                          \
+  template void batchnorm_forward_train<T>(T*, T*, T*, T*, const T*, const T*, const T*, double, \
+                                           const BatchNormShape&);                             \
+  template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*, \
+                                          double, const BatchNormShape&);                       \
+  template void batchnorm_backward_train<T>(T*, T*, T*, const T*, const T*, const T*, const T*,  \
+                                            const T*, const BatchNormShape&);                   \
+  template void batchnorm_backward_eval<T>(T*, T*, T*, const T*, const T*, const T*, const T*,   \
+                                           const T*, double, const BatchNormShape&);            \
+  template void batchnorm_update_running<T>(T*, T*, const T*, const T*, int64_t, int64_t, double);
+INSTANTIATE(float)
+INSTANTIATE(double)
+#undef INSTANTIATE
+
+}  // namespace normnet::kernels

@@ -1,0 +1,119 @@
+// BatchNorm1d/2d with torch.nn semantics; see docs/batchnorm.md for every mode.
+#include <sstream>
+
+#include "kernels/batchnorm.h"
+#include "normnet/error.h"
+#include "normnet/layers.h"
+
+namespace normnet {
+
+namespace {
+kernels::BatchNormShape bn_shape(const Shape& in) {
+  kernels::BatchNormShape s;
+  s.n = in[0];
+  s.c = in[1];
+  s.spatial = 1;
+  for (int i = 2; i < in.rank; ++i) s.spatial *= in[i];
+  return s;
+}
+}  // namespace
+
+BatchNorm::BatchNorm(const BatchNormOptions& o) : opt(o) {
+  check(o.num_features > 0, "BatchNorm: num_features must be positive, got ", o.num_features);
+  check(o.eps > 0, "BatchNorm: eps must be positive, got ", o.eps);
+  check(!o.momentum || (*o.momentum >= 0 && *o.momentum <= 1),
+        "BatchNorm: momentum must be in [0, 1] or none");
+  if (opt.affine) {
+    weight = Parameter("weight", Shape{o.num_features}, true);
+    weight.value.fill(1.0f);
+    bias = Parameter("bias", Shape{o.num_features}, true);
+  }
+  if (opt.track_running_stats) {
+    running_mean = Tensor(Shape{o.num_features});
+    running_var = Tensor::full(Shape{o.num_features}, 1.0f);
+  }
+}
+
+std::string BatchNorm::describe() const {
+  std::ostringstream s;
+  s << kind() << "(" << opt.num_features;
+  if (opt.eps != 1e-5) s << ", eps=" << opt.eps;
+  if (!opt.momentum) s << ", momentum=None";
+  else if (*opt.momentum != 0.1) s << ", momentum=" << *opt.momentum;
+  if (!opt.affine) s << ", affine=False";
+  if (!opt.track_running_stats) s << ", track_running_stats=False";
+  s << ")";
+  return s.str();
+}
+
+Shape BatchNorm::output_shape(const Shape& in) const {
+  if (opt.dims == 2)
+    check(in.rank == 4, label(), ": expected 4D input (N, C, H, W), got ", in.str());
+  else
+    check(in.rank == 2 || in.rank == 3, label(), ": expected 2D or 3D input (N, C) or (N, C, L), got ",
+          in.str());
+  check(in[1] == opt.num_features, label(), ": expected ", opt.num_features, " channels, got input ",
+        in.str());
+  return in;
+}
+
+Tensor BatchNorm::forward(const Tensor& x) {
+  output_shape(x.shape());
+  const kernels::BatchNormShape s = bn_shape(x.shape());
+  input_ = x.contiguous();
+  Tensor out(x.shape());
+  const float* gamma = opt.affine ? weight.value.data() : nullptr;
+  const float* beta = opt.affine ? bias.value.data() : nullptr;
+  used_batch_stats_ = training_ || !opt.track_running_stats;
+  if (s.count() == 0) return out;  // empty batch: empty output, no statistics touched
+  if (!used_batch_stats_) {
+    kernels::batchnorm_forward_eval(out.data(), input_.data(), running_mean.data(),
+                                    running_var.data(), gamma, beta, opt.eps, s);
+    return out;
+  }
+  check(!training_ || s.count() > 1, label(),
+        ": expected more than 1 value per channel when training, got input ", x.shape().str());
+  mean_ = Tensor(Shape{s.c});
+  var_ = Tensor(Shape{s.c});
+  invstd_ = Tensor(Shape{s.c});
+  kernels::batchnorm_forward_train(out.data(), mean_.data(), var_.data(), invstd_.data(),
+                                   input_.data(), gamma, beta, opt.eps, s);
+  if (training_ && opt.track_running_stats) {
+    ++num_batches_tracked;
+    const double factor = opt.momentum ? *opt.momentum : 1.0 / static_cast<double>(num_batches_tracked);
+    kernels::batchnorm_update_running(running_mean.data(), running_var.data(), mean_.data(),
+                                      var_.data(), s.c, s.count(), factor);
+  }
+  return out;
+}
+
+Tensor BatchNorm::backward(const Tensor& dy) {
+  check(input_.defined(), label(), ": backward called before forward");
+  const kernels::BatchNormShape s = bn_shape(input_.shape());
+  Tensor dx(input_.shape());
+  if (s.count() == 0) return dx;
+  Tensor g = dy.contiguous();
+  float* dgamma = opt.affine ? weight.grad.data() : nullptr;
+  float* dbeta = opt.affine ? bias.grad.data() : nullptr;
+  const float* gamma = opt.affine ? weight.value.data() : nullptr;
+  if (used_batch_stats_)
+    kernels::batchnorm_backward_train(dx.data(), dgamma, dbeta, g.data(), input_.data(),
+                                      mean_.data(), invstd_.data(), gamma, s);
+  else
+    kernels::batchnorm_backward_eval(dx.data(), dgamma, dbeta, g.data(), input_.data(),
+                                     running_mean.data(), running_var.data(), gamma, opt.eps, s);
+  return dx;
+}
+
+std::vector<Parameter*> BatchNorm::own_parameters() {
+  if (opt.affine) return {&weight, &bias};
+  return {};
+}
+
+std::vector<Buffer> BatchNorm::own_buffers() {
+  if (!opt.track_running_stats) return {};
+  return {Buffer{"running_mean", &running_mean, nullptr}, Buffer{"running_var", &running_var, nullptr},
+          Buffer{"num_batches_tracked", nullptr, &num_batches_tracked}};
+}
+
+}  // namespace normnet

@@ -1,0 +1,274 @@
+// Model descriptions (JSON) -> module trees. Layer types and argument names are PyTorch's
+// (Conv2d: in_channels, out_channels, kernel_size, ...); unknown types and keys are errors so a
+// typo never silently falls back to a default.
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "normnet/error.h"
+#include "normnet/model.h"
+
+namespace normnet {
+
+using json = nlohmann::json;
+
+namespace {
+
+struct Ctx {
+  std::string where;  // "models/seed001.json: layers[3] (Conv2d 'conv2')"
+};
+
+void check_keys(const json& j, const std::set<std::string>& allowed, const Ctx& c) {
+  for (auto it = j.begin(); it != j.end(); ++it)
+    check(allowed.count(it.key()) != 0 || it.key() == "type" || it.key() == "name" || it.key() == "comment",
+          c.where, ": unknown key '", it.key(), "'");
+}
+
+int64_t get_int(const json& j, const char* key, int64_t dflt, const Ctx& c, bool required = false) {
+  if (!j.contains(key)) {
+    check(!required, c.where, ": missing required key '", key, "'");
+    return dflt;
+  }
+  check(j[key].is_number_integer(), c.where, ": '", key, "' must be an integer, got ", j[key].dump());
+  return j[key].get<int64_t>();
+}
+
+// kernel_size / stride / padding / dilation: an integer or [h, w] (2-d) / [l] (1-d).
+std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, int64_t dflt, const Ctx& c,
+                                     bool required = false) {
+  if (!j.contains(key)) {
+    check(!required, c.where, ": missing required key '", key, "'");
+    return {dflt, dflt};
+  }
+  const json& v = j[key];
+  if (v.is_number_integer()) return {v.get<int64_t>(), v.get<int64_t>()};
+  check(v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer(),
+        c.where, ": '", key, "' must be an integer or [h, w], got ", v.dump());
+  return {v[0].get<int64_t>(), v[1].get<int64_t>()};
+}
+
+double get_num(const json& j, const char* key, double dflt, const Ctx& c) {
+  if (!j.contains(key)) return dflt;
+  check(j[key].is_number(), c.where, ": '", key, "' must be a number, got ", j[key].dump());
+  return j[key].get<double>();
+}
+
+bool get_bool(const json& j, const char* key, bool dflt, const Ctx& c) {
+  if (!j.contains(key)) return dflt;
+  check(j[key].is_boolean(), c.where, ": '", key, "' must be true or false, got ", j[key].dump());
+  return j[key].get<bool>();
+}
+
+std::unique_ptr<Sequential> build_sequence(const json& layers, Shape& shape, const std::string& base,
+                                           const std::string& path_prefix, const std::string& src);
+
+ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::string& path,
+                      const std::string& src) {
+  check(j.is_object(), c.where, ": a layer must be a JSON object");
+  check(j.contains("type") && j["type"].is_string(), c.where, ": missing string key 'type'");
+  const std::string t = j["type"];
+  ModulePtr m;
+  if (t == "Conv2d" || t == "Conv1d") {
+    check_keys(j, {"in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                   "groups", "bias"}, c);
+    ConvOptions o;
+    o.dims = t == "Conv1d" ? 1 : 2;
+    o.in_channels = get_int(j, "in_channels", 0, c, true);
+    o.out_channels = get_int(j, "out_channels", 0, c, true);
+    std::tie(o.kernel_h, o.kernel_w) = get_pair(j, "kernel_size", 0, c, true);
+    std::tie(o.stride_h, o.stride_w) = get_pair(j, "stride", 1, c);
+    std::tie(o.pad_h, o.pad_w) = get_pair(j, "padding", 0, c);
+    std::tie(o.dilation_h, o.dilation_w) = get_pair(j, "dilation", 1, c);
+    o.groups = get_int(j, "groups", 1, c);
+    o.bias = get_bool(j, "bias", true, c);
+    try {
+      m = std::make_unique<Conv>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "Linear") {
+    check_keys(j, {"in_features", "out_features", "bias"}, c);
+    m = std::make_unique<Linear>(get_int(j, "in_features", 0, c, true),
+                                 get_int(j, "out_features", 0, c, true), get_bool(j, "bias", true, c));
+  } else if (t == "BatchNorm2d" || t == "BatchNorm1d") {
+    check_keys(j, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, c);
+    BatchNormOptions o;
+    o.dims = t == "BatchNorm1d" ? 1 : 2;
+    o.num_features = get_int(j, "num_features", 0, c, true);
+    o.eps = get_num(j, "eps", 1e-5, c);
+    if (j.contains("momentum") && j["momentum"].is_null()) o.momentum = std::nullopt;
+    else o.momentum = get_num(j, "momentum", 0.1, c);
+    o.affine = get_bool(j, "affine", true, c);
+    o.track_running_stats = get_bool(j, "track_running_stats", true, c);
+    try {
+      m = std::make_unique<BatchNorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "ReLU") {
+    check_keys(j, {"inplace"}, c);
+    m = std::make_unique<Activation>(ActivationKind::ReLU);
+  } else if (t == "LeakyReLU") {
+    check_keys(j, {"negative_slope", "inplace"}, c);
+    m = std::make_unique<Activation>(ActivationKind::LeakyReLU, get_num(j, "negative_slope", 0.01, c));
+  } else if (t == "ELU") {
+    check_keys(j, {"alpha", "inplace"}, c);
+    m = std::make_unique<Activation>(ActivationKind::ELU, get_num(j, "alpha", 1.0, c));
+  } else if (t == "MaxPool2d" || t == "MaxPool1d" || t == "AvgPool2d") {
+    const bool avg = t == "AvgPool2d";
+    if (avg) check_keys(j, {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"}, c);
+    else check_keys(j, {"kernel_size", "stride", "padding", "dilation", "ceil_mode"}, c);
+    PoolOptions o;
+    o.dims = t == "MaxPool1d" ? 1 : 2;
+    o.max = !avg;
+    std::tie(o.kernel_h, o.kernel_w) = get_pair(j, "kernel_size", 0, c, true);
+    std::tie(o.stride_h, o.stride_w) = get_pair(j, "stride", 0, c);
+    if (!j.contains("stride") || j["stride"].is_null()) {
+      o.stride_h = o.kernel_h;
+      o.stride_w = o.kernel_w;
+    }
+    std::tie(o.pad_h, o.pad_w) = get_pair(j, "padding", 0, c);
+    std::tie(o.dilation_h, o.dilation_w) = get_pair(j, "dilation", 1, c);
+    o.ceil_mode = get_bool(j, "ceil_mode", false, c);
+    o.count_include_pad = get_bool(j, "count_include_pad", true, c);
+    m = std::make_unique<Pool>(o);
+  } else if (t == "GlobalAvgPool") {
+    check_keys(j, {}, c);
+    m = std::make_unique<GlobalAvgPool>();
+  } else if (t == "Flatten") {
+    check_keys(j, {}, c);
+    m = std::make_unique<Reshape>();
+  } else if (t == "Reshape") {
+    check_keys(j, {"shape"}, c);
+    check(j.contains("shape") && j["shape"].is_array() && !j["shape"].empty(), c.where,
+          ": 'shape' must be a non-empty array of per-sample sizes");
+    std::vector<int64_t> s;
+    for (auto& v : j["shape"]) {
+      check(v.is_number_integer() && v.get<int64_t>() > 0, c.where, ": bad size ", v.dump(), " in 'shape'");
+      s.push_back(v.get<int64_t>());
+    }
+    m = std::make_unique<Reshape>(s);
+  } else if (t == "Dropout") {
+    check_keys(j, {"p", "inplace"}, c);
+    const double p = get_num(j, "p", 0.5, c);
+    check(p >= 0 && p <= 1, c.where, ": 'p' must be in [0, 1], got ", p);
+    m = std::make_unique<Dropout>(p);
+  } else if (t == "Identity") {
+    check_keys(j, {}, c);
+    m = std::make_unique<Identity>();
+  } else if (t == "Residual") {
+    check_keys(j, {"body", "shortcut", "shortcut_name", "activation"}, c);
+    check(j.contains("body") && j["body"].is_array(), c.where, ": 'body' must be an array of layers");
+    Shape body_shape = shape, short_shape = shape;
+    auto body = build_sequence(j["body"], body_shape, c.where + " body", path, src);
+    std::string sname = j.value("shortcut_name", std::string("shortcut"));
+    std::unique_ptr<Sequential> shortcut;
+    if (j.contains("shortcut") && !j["shortcut"].is_null()) {
+      check(j["shortcut"].is_array(), c.where, ": 'shortcut' must be an array of layers or null");
+      shortcut = build_sequence(j["shortcut"], short_shape, c.where + " shortcut", path + sname + ".", src);
+    }
+    check(body_shape == short_shape, c.where, ": the body gives ", body_shape.str(),
+          " but the shortcut gives ", short_shape.str());
+    ModulePtr post;
+    if (j.contains("activation") && !j["activation"].is_null()) {
+      const std::string a = j["activation"].is_string() ? j["activation"].get<std::string>() : "";
+      if (a == "ReLU") post = std::make_unique<Activation>(ActivationKind::ReLU);
+      else if (a == "ELU") post = std::make_unique<Activation>(ActivationKind::ELU, 1.0);
+      else fail(c.where, ": 'activation' must be \"ReLU\", \"ELU\" or null, got ", j["activation"].dump());
+      post->path = path + "post";
+    }
+    m = std::make_unique<Residual>(std::move(body), std::move(shortcut), sname, std::move(post));
+    m->path = path.empty() ? path : path.substr(0, path.size() - 1);
+    shape = body_shape;
+    return m;
+  } else {
+    fail(c.where, ": unknown layer type '", t,
+         "' (known: Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, ReLU, LeakyReLU, ELU, "
+         "MaxPool1d, MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Reshape, Dropout, Identity, Residual)");
+  }
+  m->path = path.empty() ? path : path.substr(0, path.size() - 1);
+  try {
+    shape = m->output_shape(shape);
+  } catch (const Error& e) {
+    fail(src, ": ", e.what());
+  }
+  return m;
+}
+
+std::unique_ptr<Sequential> build_sequence(const json& layers, Shape& shape, const std::string& base,
+                                           const std::string& path_prefix, const std::string& src) {
+  auto seq = std::make_unique<Sequential>();
+  check(layers.is_array(), base, ": 'layers' must be an array");
+  std::set<std::string> names;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const json& j = layers[i];
+    std::string name = std::to_string(i);
+    if (j.is_object() && j.contains("name")) {
+      check(j["name"].is_string() && !j["name"].get<std::string>().empty() &&
+                j["name"].get<std::string>().find('.') == std::string::npos,
+            base, ": layers[", i, "]: 'name' must be a non-empty string without dots");
+      name = j["name"];
+    }
+    check(names.insert(name).second, base, ": layers[", i, "]: duplicate layer name '", name, "'");
+    Ctx c;
+    c.where = base + ": layers[" + std::to_string(i) + "]" +
+              (j.is_object() && j.contains("type") && j["type"].is_string()
+                   ? " (" + j["type"].get<std::string>() + " '" + path_prefix + name + "')"
+                   : "");
+    seq->add(name, build_layer(j, shape, c, path_prefix + name + ".", src));
+  }
+  return seq;
+}
+
+}  // namespace
+
+Shape Model::batch_shape(int64_t n) const {
+  std::vector<int64_t> d{n};
+  d.insert(d.end(), input.begin(), input.end());
+  return Shape(d);
+}
+
+void Model::init_parameters(uint64_t seed) {
+  Rng rng(seed);
+  // Walk modules depth-first so the draw order is the state_dict order.
+  std::vector<Module*> order;
+  auto visit = [&](auto&& self, Module* m) -> void {
+    order.push_back(m);
+    for (auto& [n, c] : m->children()) self(self, c);
+  };
+  visit(visit, net.get());
+  for (Module* m : order) m->reset_parameters(rng);
+}
+
+Model build_model(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(source, ": not valid JSON: ", e.what());
+  }
+  check(j.is_object(), source, ": a model description must be a JSON object");
+  Ctx top{source};
+  check_keys(j, {"description", "notes", "input", "classes", "layers", "adapted_from"}, top);
+  Model m;
+  m.name = j.value("name", std::string("model"));
+  m.spec = j.dump();
+  check(j.contains("input") && j["input"].is_array() && !j["input"].empty() && j["input"].size() <= 3,
+        source, ": 'input' must be the per-sample shape, e.g. [1, 28, 28]");
+  for (auto& v : j["input"]) {
+    check(v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() <= (1 << 20), source,
+          ": bad input size ", v.dump());
+    m.input.push_back(v.get<int64_t>());
+  }
+  m.classes = get_int(j, "classes", 10, top);
+  check(m.classes >= 2 && m.classes <= 100000, source, ": 'classes' must be in [2, 100000]");
+  check(j.contains("layers"), source, ": missing 'layers'");
+  Shape shape = m.batch_shape(1);
+  m.net = build_sequence(j["layers"], shape, source, "", source);
+  check(shape.rank == 2 && shape[1] == m.classes, source, ": the network's output is ", shape.str(),
+        " for one sample but the model has ", m.classes,
+        " classes: the last layer must give (N, classes)");
+  m.init_parameters(0);
+  return m;
+}
+
+}  // namespace normnet

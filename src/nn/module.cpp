@@ -1,0 +1,42 @@
+#include "normnet/module.h"
+
+namespace normnet {
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [n, c] : children()) c->train(on);
+}
+
+std::vector<std::pair<std::string, Parameter*>> Module::named_parameters(const std::string& prefix) {
+  std::vector<std::pair<std::string, Parameter*>> out;
+  for (Parameter* p : own_parameters()) out.emplace_back(prefix + p->name, p);
+  for (auto& [n, c] : children()) {
+    auto sub = c->named_parameters(prefix + n + ".");
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Buffer>> Module::named_buffers(const std::string& prefix) {
+  std::vector<std::pair<std::string, Buffer>> out;
+  for (const Buffer& b : own_buffers()) out.emplace_back(prefix + b.name, b);
+  for (auto& [n, c] : children()) {
+    auto sub = c->named_buffers(prefix + n + ".");
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
+void Module::zero_grad() {
+  for (auto& [n, p] : named_parameters()) p->grad.zero();
+}
+
+int64_t Module::parameter_count() {
+  int64_t total = 0;
+  for (auto& [n, p] : named_parameters()) total += p->value.numel();
+  return total;
+}
+
+std::string Module::label() const { return kind() + " '" + (path.empty() ? "<root>" : path) + "'"; }
+
+}  // namespace normnet

@@ -1,0 +1,27 @@
+#include "common.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include "normnet/error.h"
+
+namespace normnet::cli {
+
+Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,
+                       const Normalization& norm) {
+  Dataset d = load_mnist_split(dir, train, limit, m.classes);
+  const Shape want = m.batch_shape(d.size());
+  check(d.images.shape() == want, dir, ": images are ", d.images.shape().str(),
+        " but model '", m.name, "' takes ", want.str());
+  normalize_inplace(d.images, norm);
+  return d;
+}
+
+void set_threads(int threads) {
+  check(threads >= 0 && threads <= 1024, "--threads must be in [0, 1024], got ", threads);
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+bool stderr_is_terminal() { return isatty(STDERR_FILENO) != 0; }
+
+}  // namespace normnet::cli

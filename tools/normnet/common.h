@@ -1,0 +1,27 @@
+// Shared pieces of the subcommands.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "normnet/data.h"
+#include "normnet/model.h"
+
+namespace normnet::cli {
+
+inline const char* kDefaultData = "/usr/share/datasets/fashion-mnist";
+
+// Each subcommand registers itself on the app and returns the function that runs it.
+using Runner = std::function<int()>;
+Runner add_train(CLI::App& app);
+Runner add_eval(CLI::App& app);
+Runner add_predict(CLI::App& app);
+Runner add_models(CLI::App& app);
+Runner add_summary(CLI::App& app);
+
+// Loads a split, checks it fits the model, normalizes it.
+Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,
+                       const Normalization& norm);
+void set_threads(int threads);  // 0: OpenMP's default
+bool stderr_is_terminal();
+
+}  // namespace normnet::cli

@@ -1,0 +1,34 @@
+// normnet: train, evaluate and inspect batch-normalized CNNs. One file per subcommand.
+#include <cstdio>
+#include <map>
+
+#include "common.h"
+#include "normnet/error.h"
+
+int main(int argc, char** argv) {
+  using namespace normnet::cli;
+  CLI::App app{"normnet: batch-normalized CNNs in C++ (PyTorch semantics)", "normnet"};
+  app.require_subcommand(1);
+  app.option_defaults()->always_capture_default();
+  std::map<std::string, Runner> runners;
+  runners["train"] = add_train(app);
+  runners["eval"] = add_eval(app);
+  runners["predict"] = add_predict(app);
+  runners["models"] = add_models(app);
+  runners["summary"] = add_summary(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (auto* sub : app.get_subcommands()) return runners.at(sub->get_name())();
+  } catch (const normnet::Error& e) {
+    std::fprintf(stderr, "normnet: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "normnet: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
