@@ -10,8 +10,8 @@ namespace normnet::ref {
 
 // ---------------------------------------------------------------- gemm
 
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc) {
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t j = 0; j < N; ++j) {
       double acc = 0;
@@ -121,8 +121,8 @@ static int64_t bn_index(const BatchNormShape& s, int64_t n, int64_t c, int64_t k
 }
 
 void batchnorm_forward_train(double* out, double* mean, double* var, double* invstd,
-                             const double* in, const double* gamma, const double* beta,
-                             double eps, const BatchNormShape& s) {
+                             const double* in, const double* gamma, const double* beta, double eps,
+                             const BatchNormShape& s) {
   const double M = static_cast<double>(s.n * s.spatial);
   for (int64_t c = 0; c < s.c; ++c) {
     double sum = 0;
@@ -343,8 +343,8 @@ void global_avgpool_backward(double* din, const double* dout, int64_t n, int64_t
 
 // ---------------------------------------------------------------- cross entropy
 
-double cross_entropy_forward(double* probs, const double* logits, const int32_t* labels,
-                             int64_t n, int64_t classes, double label_smoothing) {
+double cross_entropy_forward(double* probs, const double* logits, const int32_t* labels, int64_t n,
+                             int64_t classes, double label_smoothing) {
   double total = 0;
   for (int64_t r = 0; r < n; ++r) {
     const double* z = logits + r * classes;
@@ -362,8 +362,8 @@ double cross_entropy_forward(double* probs, const double* logits, const int32_t*
   return total / n;
 }
 
-void cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels,
-                            int64_t n, int64_t classes, double label_smoothing) {
+void cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels, int64_t n,
+                            int64_t classes, double label_smoothing) {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t k = 0; k < classes; ++k) {
       const double q = (1 - label_smoothing) * (k == labels[r]) + label_smoothing / classes;

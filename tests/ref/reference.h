@@ -20,8 +20,8 @@ using kernels::Conv2dShape;
 using kernels::Pool2dShape;
 
 // C (M x N) = op(A) * op(B) + beta * C; beta == 0 means C is not read.
-void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const double* A,
-          int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+          const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
 // Conv2d, NCHW / OIHW. Output sizes computed here, not by Conv2dShape.
 int64_t conv_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation);
@@ -40,8 +40,8 @@ void linear_backward(double* din, double* dweight, double* dbias, const double* 
 
 // BatchNorm over (N, C, S); gamma/beta (and dgamma/dbeta) may be null.
 void batchnorm_forward_train(double* out, double* mean, double* var, double* invstd,
-                             const double* in, const double* gamma, const double* beta,
-                             double eps, const BatchNormShape& s);
+                             const double* in, const double* gamma, const double* beta, double eps,
+                             const BatchNormShape& s);
 void batchnorm_forward_eval(double* out, const double* in, const double* mean, const double* var,
                             const double* gamma, const double* beta, double eps,
                             const BatchNormShape& s);
@@ -75,9 +75,9 @@ void global_avgpool_forward(double* out, const double* in, int64_t n, int64_t c,
 void global_avgpool_backward(double* din, const double* dout, int64_t n, int64_t c, int64_t hw);
 
 // Softmax cross-entropy with label smoothing, mean over the batch. Returns the loss.
-double cross_entropy_forward(double* probs, const double* logits, const int32_t* labels,
-                             int64_t n, int64_t classes, double label_smoothing);
-void cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels,
-                            int64_t n, int64_t classes, double label_smoothing);
+double cross_entropy_forward(double* probs, const double* logits, const int32_t* labels, int64_t n,
+                             int64_t classes, double label_smoothing);
+void cross_entropy_backward(double* dlogits, const double* probs, const int32_t* labels, int64_t n,
+                            int64_t classes, double label_smoothing);
 
 }  // namespace normnet::ref

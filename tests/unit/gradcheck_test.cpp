@@ -75,7 +75,8 @@ struct GradCheck {
       if (crossed_plus || crossed_minus) continue;
       ++checked;
       const double numeric = (plus - minus) / (2 * kH);
-      const double tol = 1e-6 * std::max(std::fabs(analytic[i]), std::fabs(numeric)) + 1e-9 * (1 + S);
+      const double tol =
+          1e-6 * std::max(std::fabs(analytic[i]), std::fabs(numeric)) + 1e-9 * (1 + S);
       worst = std::max(worst, std::fabs(numeric - analytic[i]) / tol);
       if (!(std::fabs(numeric - analytic[i]) <= tol) && bad++ < 5)
         ADD_FAILURE() << what << "[" << i << "]: analytic " << analytic[i] << ", numeric "
@@ -219,10 +220,10 @@ TEST(gradcheck, BatchNormEval) {
 // ---------------------------------------------------------------- activations
 
 // fwd(out, in), bwd(din, dout, in, out): each activation's backward picks its argument.
-void CheckActivation(const std::function<void(double*, const double*, int64_t)>& fwd,
-                     const std::function<void(double*, const double*, const double*,
-                                              const double*, int64_t)>& bwd,
-                     const std::string& what) {
+void CheckActivation(
+    const std::function<void(double*, const double*, int64_t)>& fwd,
+    const std::function<void(double*, const double*, const double*, const double*, int64_t)>& bwd,
+    const std::string& what) {
   const int64_t n = 40;
   Rng rng(25);
   Vec in = random_doubles(rng, n, -2, 2);

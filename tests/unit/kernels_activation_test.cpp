@@ -31,7 +31,9 @@ class ActivationTester {
 
   void Test() const {
     std::ostringstream o;
-    o << (op_ == Activation::kRelu ? "relu" : op_ == Activation::kLeakyRelu ? "leaky_relu" : "elu")
+    o << (op_ == Activation::kRelu        ? "relu"
+          : op_ == Activation::kLeakyRelu ? "leaky_relu"
+                                          : "elu")
       << " n=" << n_ << " param=" << param_ << " scale=" << scale_;
     const std::string what = o.str();
     Rng rng(seed_);
@@ -81,16 +83,22 @@ class ActivationTester {
  private:
   void Forward(float* out, const float* in) const {
     switch (op_) {
-      case Activation::kRelu: return kernels::relu_forward(out, in, n_);
-      case Activation::kLeakyRelu: return kernels::leaky_relu_forward(out, in, param_, n_);
-      case Activation::kElu: return kernels::elu_forward(out, in, param_, n_);
+      case Activation::kRelu:
+        return kernels::relu_forward(out, in, n_);
+      case Activation::kLeakyRelu:
+        return kernels::leaky_relu_forward(out, in, param_, n_);
+      case Activation::kElu:
+        return kernels::elu_forward(out, in, param_, n_);
     }
   }
   void Backward(float* din, const float* dout, const float* in, const float* out) const {
     switch (op_) {  // ReLU and ELU take the forward's output, LeakyReLU its input
-      case Activation::kRelu: return kernels::relu_backward(din, dout, out, n_);
-      case Activation::kLeakyRelu: return kernels::leaky_relu_backward(din, dout, in, param_, n_);
-      case Activation::kElu: return kernels::elu_backward(din, dout, out, param_, n_);
+      case Activation::kRelu:
+        return kernels::relu_backward(din, dout, out, n_);
+      case Activation::kLeakyRelu:
+        return kernels::leaky_relu_backward(din, dout, in, param_, n_);
+      case Activation::kElu:
+        return kernels::elu_backward(din, dout, out, param_, n_);
     }
   }
 

@@ -68,7 +68,8 @@ class BatchNormTester {
         for (int64_t k = 0; k < s_.spatial; ++k) {
           const int64_t i = index(n, c, k);
           mag[i] = (std::fabs(in_[i] - mean[c]) + std::fabs(mean[c])) * invstd[c] *
-                       std::fabs(gamma_at(c)) + std::fabs(beta_at(c));
+                       std::fabs(gamma_at(c)) +
+                   std::fabs(beta_at(c));
         }
     return mag;
   }
@@ -76,8 +77,8 @@ class BatchNormTester {
   void TestTrain() const {
     const int64_t C = s_.c, total = in_.size();
     std::vector<float> out(total, NAN), mean(C), var(C), invstd(C);
-    kernels::batchnorm_forward_train(out.data(), mean.data(), var.data(), invstd.data(),
-                                     in_.data(), gamma(), beta(), eps_, s_);
+    kernels::batchnorm_forward_train(out.data(), mean.data(), var.data(), invstd.data(), in_.data(),
+                                     gamma(), beta(), eps_, s_);
     const auto in_d = to_double(in_), g_d = to_double(gamma_), b_d = to_double(beta_);
     std::vector<double> out_r(total), mean_r(C), var_r(C), invstd_r(C);
     ref::batchnorm_forward_train(out_r.data(), mean_r.data(), var_r.data(), invstd_r.data(),
@@ -169,7 +170,8 @@ class BatchNormTester {
           const int64_t i = index(n, c, k);
           din_mag[i] = std::fabs(dout_d[i] * gamma_at(c)) * invstd[c];
           dbeta_mag[c] += std::fabs(dout_d[i]);
-          dgamma_mag[c] += std::fabs(dout_d[i]) * (std::fabs(in_d[i] - rm_d[c]) + std::fabs(rm_d[c])) * invstd[c];
+          dgamma_mag[c] += std::fabs(dout_d[i]) *
+                           (std::fabs(in_d[i] - rm_d[c]) + std::fabs(rm_d[c])) * invstd[c];
         }
     }
     expect_close(din, din_r, din_mag, 4, what_ + " eval din");
@@ -224,7 +226,8 @@ TEST(kernels_batchnorm, BatchNorm1dOnNC) {  // spatial 1: (N, C)
 }
 
 TEST(kernels_batchnorm, AffineOff) {
-  for (int64_t s : {1, 9, 25}) BatchNormTester().batch(4).channels(5).spatial(s).affine(false).Test();
+  for (int64_t s : {1, 9, 25})
+    BatchNormTester().batch(4).channels(5).spatial(s).affine(false).Test();
 }
 
 // Mean 1e4, std 1: E[x^2] - E[x]^2 in float would lose everything; the variance must still be
@@ -232,7 +235,14 @@ TEST(kernels_batchnorm, AffineOff) {
 TEST(kernels_batchnorm, LargeMean) {
   BatchNormTester().batch(8).channels(3).spatial(50).input_mean(1e4).Test();
   BatchNormTester().batch(256).channels(4).spatial(1).input_mean(1e4).Test();
-  BatchNormTester().batch(4).channels(2).spatial(30).input_mean(-3e4).input_std(2).affine(false).Test();
+  BatchNormTester()
+      .batch(4)
+      .channels(2)
+      .spatial(30)
+      .input_mean(-3e4)
+      .input_std(2)
+      .affine(false)
+      .Test();
 }
 
 TEST(kernels_batchnorm, SmallAndLargeScale) {

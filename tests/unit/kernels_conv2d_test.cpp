@@ -29,7 +29,9 @@ class Conv2dTester {
   Conv2dTester& stride(int64_t st) { return stride(st, st); }
   Conv2dTester& pad(int64_t ph, int64_t pw) { return s_.pad_h = ph, s_.pad_w = pw, *this; }
   Conv2dTester& pad(int64_t p) { return pad(p, p); }
-  Conv2dTester& dilation(int64_t dh, int64_t dw) { return s_.dilation_h = dh, s_.dilation_w = dw, *this; }
+  Conv2dTester& dilation(int64_t dh, int64_t dw) {
+    return s_.dilation_h = dh, s_.dilation_w = dw, *this;
+  }
   Conv2dTester& dilation(int64_t d) { return dilation(d, d); }
   Conv2dTester& groups(int64_t g) { return s_.groups = g, *this; }
   Conv2dTester& bias(bool b) { return bias_ = b, *this; }
@@ -56,7 +58,8 @@ class Conv2dTester {
 
     // Forward.
     std::vector<float> out(out_n, NAN);
-    kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias_ ? bias.data() : nullptr, s_);
+    kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias_ ? bias.data() : nullptr,
+                            s_);
     std::vector<double> out_ref(out_n), out_mag(out_n);
     ref::conv2d_forward(out_ref.data(), din_d.data(), w_d.data(), bias_ ? b_d.data() : nullptr, s_);
     ref::conv2d_forward(out_mag.data(), abs_of(din_d).data(), abs_of(w_d).data(),
@@ -71,8 +74,8 @@ class Conv2dTester {
                              s_);
     std::vector<double> din_ref(in_n), dw_ref = to_double(dweight0), db_ref = to_double(dbias0);
     std::vector<double> din_mag(in_n), dw_mag = abs_of(dw_ref), db_mag = abs_of(db_ref);
-    ref::conv2d_backward(din_ref.data(), dw_ref.data(), db_ref.data(), dout_d.data(),
-                         din_d.data(), w_d.data(), s_);
+    ref::conv2d_backward(din_ref.data(), dw_ref.data(), db_ref.data(), dout_d.data(), din_d.data(),
+                         w_d.data(), s_);
     ref::conv2d_backward(din_mag.data(), dw_mag.data(), db_mag.data(), abs_of(dout_d).data(),
                          abs_of(din_d).data(), abs_of(w_d).data(), s_);
     if (input_grad_)
@@ -80,8 +83,10 @@ class Conv2dTester {
                    what + " din");
     const double param_terms = double(s_.n * oh * ow + 1);
     expect_close(dweight, dw_ref, dw_mag, param_terms, what + " dweight");
-    if (bias_) expect_close(dbias, db_ref, db_mag, param_terms, what + " dbias");
-    else EXPECT_EQ(dbias, dbias0) << what << ": dbias written although null was passed";
+    if (bias_)
+      expect_close(dbias, db_ref, db_mag, param_terms, what + " dbias");
+    else
+      EXPECT_EQ(dbias, dbias0) << what << ": dbias written although null was passed";
   }
 
  private:
@@ -110,30 +115,58 @@ TEST(kernels_conv2d, StridePadding) {
   for (int64_t stride : {1, 2, 3})
     for (int64_t pad : {0, 1, 2})
       for (int64_t size : {5, 8, 11})
-        Conv2dTester().batch(2).channels(3, 5).input(size, size + 1).kernel(3, 3).stride(stride)
-            .pad(pad).Test();
+        Conv2dTester()
+            .batch(2)
+            .channels(3, 5)
+            .input(size, size + 1)
+            .kernel(3, 3)
+            .stride(stride)
+            .pad(pad)
+            .Test();
 }
 
 TEST(kernels_conv2d, Dilation) {
   for (int64_t d : {1, 2, 3})
     for (int64_t pad : {0, 2})
-      Conv2dTester().batch(2).channels(3, 5).input(11, 10).kernel(3, 3).stride(2).pad(pad)
-          .dilation(d).Test();
+      Conv2dTester()
+          .batch(2)
+          .channels(3, 5)
+          .input(11, 10)
+          .kernel(3, 3)
+          .stride(2)
+          .pad(pad)
+          .dilation(d)
+          .Test();
   Conv2dTester().batch(1).channels(2, 3).input(9, 12).kernel(2, 3).dilation(3, 2).pad(1, 0).Test();
 }
 
 TEST(kernels_conv2d, Groups) {
   for (int64_t g : {2, 3, 6})
     Conv2dTester().batch(2).channels(6, 12).input(7, 7).kernel(3, 3).pad(1).groups(g).Test();
-  Conv2dTester().batch(2).channels(6, 6).input(9, 8).kernel(3, 3).stride(2).pad(1).dilation(2)
-      .groups(3).Test();
+  Conv2dTester()
+      .batch(2)
+      .channels(6, 6)
+      .input(9, 8)
+      .kernel(3, 3)
+      .stride(2)
+      .pad(1)
+      .dilation(2)
+      .groups(3)
+      .Test();
 }
 
 TEST(kernels_conv2d, Depthwise) {
   for (int64_t c : {1, 5, 17, 33})
     for (int64_t stride : {1, 2})
-      Conv2dTester().batch(2).channels(c, c).input(10, 9).kernel(3, 3).stride(stride).pad(1)
-          .groups(c).Test();
+      Conv2dTester()
+          .batch(2)
+          .channels(c, c)
+          .input(10, 9)
+          .kernel(3, 3)
+          .stride(stride)
+          .pad(1)
+          .groups(c)
+          .Test();
   Conv2dTester().batch(1).channels(5, 10).input(8, 8).kernel(5, 5).pad(2).groups(5).Test();
 }
 
@@ -148,10 +181,23 @@ TEST(kernels_conv2d, Pointwise) {
 TEST(kernels_conv2d, OneDimensional) {  // Conv1d: h = 1, kernel_h = 1
   for (int64_t k : {1, 3, 5})
     for (int64_t stride : {1, 2})
-      Conv2dTester().batch(3).channels(5, 7).input(1, 29).kernel(1, k).stride(1, stride)
-          .pad(0, k / 2).Test();
-  Conv2dTester().batch(2).channels(4, 4).input(1, 20).kernel(1, 3).dilation(1, 4).pad(0, 4)
-      .groups(4).Test();
+      Conv2dTester()
+          .batch(3)
+          .channels(5, 7)
+          .input(1, 29)
+          .kernel(1, k)
+          .stride(1, stride)
+          .pad(0, k / 2)
+          .Test();
+  Conv2dTester()
+      .batch(2)
+      .channels(4, 4)
+      .input(1, 20)
+      .kernel(1, 3)
+      .dilation(1, 4)
+      .pad(0, 4)
+      .groups(4)
+      .Test();
 }
 
 TEST(kernels_conv2d, BatchOneLargeReduction) {
@@ -167,13 +213,28 @@ TEST(kernels_conv2d, KernelLargerThanInputWithPadding) {
 TEST(kernels_conv2d, NoBiasNoInputGrad) {
   Conv2dTester().batch(2).channels(3, 5).input(7, 6).kernel(3, 3).pad(1).bias(false).Test();
   Conv2dTester().batch(2).channels(3, 5).input(7, 6).kernel(3, 3).pad(1).input_grad(false).Test();
-  Conv2dTester().batch(2).channels(4, 4).input(7, 6).kernel(3, 3).groups(2).bias(false)
-      .input_grad(false).Test();
+  Conv2dTester()
+      .batch(2)
+      .channels(4, 4)
+      .input(7, 6)
+      .kernel(3, 3)
+      .groups(2)
+      .bias(false)
+      .input_grad(false)
+      .Test();
 }
 
 TEST(kernels_conv2d, SeedsSweep) {
   for (uint64_t seed = 2; seed < 8; ++seed)
-    Conv2dTester().batch(2).channels(5, 3).input(9, 9).kernel(3, 3).stride(2).pad(1).seed(seed).Test();
+    Conv2dTester()
+        .batch(2)
+        .channels(5, 3)
+        .input(9, 9)
+        .kernel(3, 3)
+        .stride(2)
+        .pad(1)
+        .seed(seed)
+        .Test();
 }
 
 TEST(kernels_conv2d, ValidateRejectsBadShapes) {

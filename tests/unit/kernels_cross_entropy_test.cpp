@@ -24,7 +24,7 @@ class CrossEntropyTester {
   CrossEntropyTester& batch(int64_t n) { return n_ = n, *this; }
   CrossEntropyTester& classes(int64_t k) { return k_ = k, *this; }
   CrossEntropyTester& label_smoothing(double ls) { return ls_ = ls, *this; }
-  CrossEntropyTester& logit_scale(double s) { return scale_ = s, *this; }   // logits ~ s * N(0,1)
+  CrossEntropyTester& logit_scale(double s) { return scale_ = s, *this; }    // logits ~ s * N(0,1)
   CrossEntropyTester& logit_offset(double o) { return offset_ = o, *this; }  // plus o
   CrossEntropyTester& seed(uint64_t s) { return seed_ = s, *this; }
 
@@ -95,8 +95,8 @@ TEST(kernels_cross_entropy, KnownValues) {
   const std::vector<int32_t> labels = {0, 3};
   std::vector<float> probs(2 * K), dlogits(2 * K);
   for (double ls : {0.0, 0.2}) {
-    const double loss = kernels::cross_entropy_forward(probs.data(), logits.data(), labels.data(),
-                                                       2, K, ls);
+    const double loss =
+        kernels::cross_entropy_forward(probs.data(), logits.data(), labels.data(), 2, K, ls);
     EXPECT_NEAR(loss, std::log(4.0), 1e-12);
     kernels::cross_entropy_backward(dlogits.data(), probs.data(), labels.data(), 2, K, ls);
     // dz = (p - q) / N: for the label (1/K - (1 - ls) - ls/K) / 2, elsewhere (1/K - ls/K) / 2.

@@ -52,13 +52,15 @@ TEST(kernels_determinism, Conv2d) {
     const auto in = random_floats(rng, s.n * s.c_in * s.h * s.w);
     const auto weight = random_floats(rng, s.c_out * s.c_in / groups * 9);
     const auto bias = random_floats(rng, s.c_out), dout = random_floats(rng, out_n);
-    ExpectSameBitsForAnyThreadCount([&] {
-      std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
-      kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
-      kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
-                               weight.data(), s);
-      return Concat({&out, &din, &dw, &db});
-    }, groups == 1 ? "conv2d" : "conv2d groups=3");
+    ExpectSameBitsForAnyThreadCount(
+        [&] {
+          std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
+          kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
+          kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
+                                   weight.data(), s);
+          return Concat({&out, &din, &dw, &db});
+        },
+        groups == 1 ? "conv2d" : "conv2d groups=3");
   }
 }
 
@@ -68,19 +70,21 @@ TEST(kernels_determinism, BatchNorm) {
   const int64_t total = s.n * s.c * s.spatial;
   const auto in = random_floats(rng, total, 90.f, 110.f), dout = random_floats(rng, total);
   const auto gamma = random_floats(rng, s.c), beta = random_floats(rng, s.c);
-  ExpectSameBitsForAnyThreadCount([&] {
-    std::vector<float> out(total), mean(s.c), var(s.c), invstd(s.c), din(total);
-    std::vector<float> dgamma(s.c, 0.f), dbeta(s.c, 0.f), eval_out(total), eval_din(total);
-    kernels::batchnorm_forward_train(out.data(), mean.data(), var.data(), invstd.data(), in.data(),
-                                     gamma.data(), beta.data(), 1e-5, s);
-    kernels::batchnorm_backward_train(din.data(), dgamma.data(), dbeta.data(), dout.data(),
-                                      in.data(), mean.data(), invstd.data(), gamma.data(), s);
-    kernels::batchnorm_forward_eval(eval_out.data(), in.data(), mean.data(), var.data(),
-                                    gamma.data(), beta.data(), 1e-5, s);
-    kernels::batchnorm_backward_eval(eval_din.data(), dgamma.data(), dbeta.data(), dout.data(),
-                                     in.data(), mean.data(), var.data(), gamma.data(), 1e-5, s);
-    return Concat({&out, &mean, &var, &invstd, &din, &dgamma, &dbeta, &eval_out, &eval_din});
-  }, "batchnorm");
+  ExpectSameBitsForAnyThreadCount(
+      [&] {
+        std::vector<float> out(total), mean(s.c), var(s.c), invstd(s.c), din(total);
+        std::vector<float> dgamma(s.c, 0.f), dbeta(s.c, 0.f), eval_out(total), eval_din(total);
+        kernels::batchnorm_forward_train(out.data(), mean.data(), var.data(), invstd.data(),
+                                         in.data(), gamma.data(), beta.data(), 1e-5, s);
+        kernels::batchnorm_backward_train(din.data(), dgamma.data(), dbeta.data(), dout.data(),
+                                          in.data(), mean.data(), invstd.data(), gamma.data(), s);
+        kernels::batchnorm_forward_eval(eval_out.data(), in.data(), mean.data(), var.data(),
+                                        gamma.data(), beta.data(), 1e-5, s);
+        kernels::batchnorm_backward_eval(eval_din.data(), dgamma.data(), dbeta.data(), dout.data(),
+                                         in.data(), mean.data(), var.data(), gamma.data(), 1e-5, s);
+        return Concat({&out, &mean, &var, &invstd, &din, &dgamma, &dbeta, &eval_out, &eval_din});
+      },
+      "batchnorm");
 }
 
 TEST(kernels_determinism, Linear) {
@@ -88,13 +92,15 @@ TEST(kernels_determinism, Linear) {
   Rng rng(13);
   const auto in = random_floats(rng, n * in_f), weight = random_floats(rng, out_f * in_f);
   const auto bias = random_floats(rng, out_f), dout = random_floats(rng, n * out_f);
-  ExpectSameBitsForAnyThreadCount([&] {
-    std::vector<float> out(n * out_f), din(n * in_f), dw(out_f * in_f, 0.f), db(out_f, 0.f);
-    kernels::linear_forward(out.data(), in.data(), weight.data(), bias.data(), n, in_f, out_f);
-    kernels::linear_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
-                             weight.data(), n, in_f, out_f);
-    return Concat({&out, &din, &dw, &db});
-  }, "linear");
+  ExpectSameBitsForAnyThreadCount(
+      [&] {
+        std::vector<float> out(n * out_f), din(n * in_f), dw(out_f * in_f, 0.f), db(out_f, 0.f);
+        kernels::linear_forward(out.data(), in.data(), weight.data(), bias.data(), n, in_f, out_f);
+        kernels::linear_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
+                                 weight.data(), n, in_f, out_f);
+        return Concat({&out, &din, &dw, &db});
+      },
+      "linear");
 }
 
 TEST(kernels_determinism, PoolingAndDropout) {
@@ -106,20 +112,22 @@ TEST(kernels_determinism, PoolingAndDropout) {
   Rng rng(14);
   const auto in = random_floats(rng, in_n), dout = random_floats(rng, out_n);
   const auto x = random_floats(rng, big);
-  ExpectSameBitsForAnyThreadCount([&] {
-    std::vector<float> mo(out_n), md(in_n), ao(out_n), ad(in_n), go(s.n * s.c), gd(in_n);
-    std::vector<int32_t> argmax(out_n);
-    kernels::maxpool2d_forward(mo.data(), argmax.data(), in.data(), s);
-    kernels::maxpool2d_backward(md.data(), dout.data(), argmax.data(), s);
-    kernels::avgpool2d_forward(ao.data(), in.data(), s);
-    kernels::avgpool2d_backward(ad.data(), dout.data(), s);
-    kernels::global_avgpool_forward(go.data(), in.data(), s.n, s.c, s.h * s.w);
-    kernels::global_avgpool_backward(gd.data(), go.data(), s.n, s.c, s.h * s.w);
-    std::vector<float> drop(big);
-    std::vector<uint8_t> mask(big);
-    kernels::dropout_forward(drop.data(), mask.data(), x.data(), 0.3, 5, big);
-    return Concat({&mo, &md, &ao, &ad, &go, &gd, &drop});
-  }, "pooling and dropout");
+  ExpectSameBitsForAnyThreadCount(
+      [&] {
+        std::vector<float> mo(out_n), md(in_n), ao(out_n), ad(in_n), go(s.n * s.c), gd(in_n);
+        std::vector<int32_t> argmax(out_n);
+        kernels::maxpool2d_forward(mo.data(), argmax.data(), in.data(), s);
+        kernels::maxpool2d_backward(md.data(), dout.data(), argmax.data(), s);
+        kernels::avgpool2d_forward(ao.data(), in.data(), s);
+        kernels::avgpool2d_backward(ad.data(), dout.data(), s);
+        kernels::global_avgpool_forward(go.data(), in.data(), s.n, s.c, s.h * s.w);
+        kernels::global_avgpool_backward(gd.data(), go.data(), s.n, s.c, s.h * s.w);
+        std::vector<float> drop(big);
+        std::vector<uint8_t> mask(big);
+        kernels::dropout_forward(drop.data(), mask.data(), x.data(), 0.3, 5, big);
+        return Concat({&mo, &md, &ao, &ad, &go, &gd, &drop});
+      },
+      "pooling and dropout");
 }
 
 }  // namespace

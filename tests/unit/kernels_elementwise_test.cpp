@@ -40,7 +40,8 @@ TEST(kernels_elementwise, Dropout) {
     for (int64_t i = 0; i < n; ++i) {
       ASSERT_TRUE(mask[i] == 0 || mask[i] == 1) << "p=" << p << " i=" << i;
       kept += mask[i];
-      const double want = mask[i] ? in[i] / (1 - p) : 0.0, dwant = mask[i] ? dout[i] / (1 - p) : 0.0;
+      const double want = mask[i] ? in[i] / (1 - p) : 0.0,
+                   dwant = mask[i] ? dout[i] / (1 - p) : 0.0;
       ASSERT_NEAR(out[i], want, 2 * FLT_EPSILON * std::fabs(want)) << "p=" << p << " i=" << i;
       ASSERT_NEAR(din[i], dwant, 2 * FLT_EPSILON * std::fabs(dwant)) << "p=" << p << " i=" << i;
     }

@@ -79,8 +79,7 @@ TEST(kernels_gemm, LeadingDimensionsWiderThanMatrix) {
 }
 
 TEST(kernels_gemm, OtherBeta) {
-  for (bool ta : {false, true})
-    GemmTester().trans(ta, !ta).beta(0.5f).m(6).n(9).k(10).Test();
+  for (bool ta : {false, true}) GemmTester().trans(ta, !ta).beta(0.5f).m(6).n(9).k(10).Test();
   GemmTester().beta(-2.f).m(5).n(5).k(5).Test();
 }
 
@@ -104,8 +103,8 @@ TEST(kernels_gemm, SplittingRowsOrColumnsGivesSameBits) {
   std::vector<float> whole(M * N), rows(M * N), cols(M * N);
   kernels::gemm(false, false, M, N, K, A.data(), K, B.data(), N, 0.f, whole.data(), N);
   for (int64_t i = 0; i < M; ++i)  // one row at a time
-    kernels::gemm(false, false, 1, N, K, A.data() + i * K, K, B.data(), N, 0.f,
-                  rows.data() + i * N, N);
+    kernels::gemm(false, false, 1, N, K, A.data() + i * K, K, B.data(), N, 0.f, rows.data() + i * N,
+                  N);
   for (int64_t j = 0; j < N; j += 5)  // column panels of 5
     kernels::gemm(false, false, M, std::min<int64_t>(5, N - j), K, A.data(), K, B.data() + j, N,
                   0.f, cols.data() + j, N);

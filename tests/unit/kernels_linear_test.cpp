@@ -41,17 +41,18 @@ class LinearTester {
     std::vector<float> out(n_ * out_f_, NAN);
     kernels::linear_forward(out.data(), in.data(), weight.data(), b, n_, in_f_, out_f_);
     std::vector<double> out_ref(out.size()), out_mag(out.size());
-    ref::linear_forward(out_ref.data(), in_d.data(), w_d.data(), bias_ ? b_d.data() : nullptr,
-                        n_, in_f_, out_f_);
+    ref::linear_forward(out_ref.data(), in_d.data(), w_d.data(), bias_ ? b_d.data() : nullptr, n_,
+                        in_f_, out_f_);
     ref::linear_forward(out_mag.data(), abs_of(in_d).data(), abs_of(w_d).data(),
                         bias_ ? abs_of(b_d).data() : nullptr, n_, in_f_, out_f_);
     expect_close(out, out_ref, out_mag, double(in_f_ + 1), what + " forward");
 
     std::vector<float> din(n_ * in_f_, 1e30f), dweight = dweight0, dbias = dbias0;
     kernels::linear_backward(input_grad_ ? din.data() : nullptr, dweight.data(),
-                             bias_ ? dbias.data() : nullptr, dout.data(), in.data(),
-                             weight.data(), n_, in_f_, out_f_);
-    std::vector<double> din_ref(din.size()), dw_ref = to_double(dweight0), db_ref = to_double(dbias0);
+                             bias_ ? dbias.data() : nullptr, dout.data(), in.data(), weight.data(),
+                             n_, in_f_, out_f_);
+    std::vector<double> din_ref(din.size()), dw_ref = to_double(dweight0),
+                                             db_ref = to_double(dbias0);
     std::vector<double> din_mag(din.size()), dw_mag = abs_of(dw_ref), db_mag = abs_of(db_ref);
     ref::linear_backward(din_ref.data(), dw_ref.data(), db_ref.data(), dout_d.data(), in_d.data(),
                          w_d.data(), n_, in_f_, out_f_);
@@ -59,8 +60,10 @@ class LinearTester {
                          abs_of(in_d).data(), abs_of(w_d).data(), n_, in_f_, out_f_);
     if (input_grad_) expect_close(din, din_ref, din_mag, double(out_f_), what + " din");
     expect_close(dweight, dw_ref, dw_mag, double(n_ + 1), what + " dweight");
-    if (bias_) expect_close(dbias, db_ref, db_mag, double(n_ + 1), what + " dbias");
-    else EXPECT_EQ(dbias, dbias0) << what << ": dbias written although null was passed";
+    if (bias_)
+      expect_close(dbias, db_ref, db_mag, double(n_ + 1), what + " dbias");
+    else
+      EXPECT_EQ(dbias, dbias0) << what << ": dbias written although null was passed";
   }
 
  private:
@@ -72,8 +75,7 @@ class LinearTester {
 TEST(kernels_linear, OddSizes) {
   for (int64_t n : {1, 2, 5, 17, 33})
     for (int64_t in_f : {1, 3, 17, 33})
-      for (int64_t out_f : {1, 5, 10, 33})
-        LinearTester().batch(n).features(in_f, out_f).Test();
+      for (int64_t out_f : {1, 5, 10, 33}) LinearTester().batch(n).features(in_f, out_f).Test();
 }
 
 TEST(kernels_linear, LargerThanThreadBlocks) {  // several row blocks per thread
@@ -89,7 +91,8 @@ TEST(kernels_linear, NoBiasNoInputGrad) {
 }
 
 TEST(kernels_linear, SeedsSweep) {
-  for (uint64_t seed = 2; seed < 8; ++seed) LinearTester().batch(6).features(11, 7).seed(seed).Test();
+  for (uint64_t seed = 2; seed < 8; ++seed)
+    LinearTester().batch(6).features(11, 7).seed(seed).Test();
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ struct Args {
   std::string model = "seed001", data = kDefaultData, out, init, schedule = "constant";
   std::string optimizer = "sgd", augment = "none";
   int64_t epochs = 3, batch_size = 128, limit = -1, warmup_steps = 0, step_size = 1;
-  double lr = 0.05, momentum = 0.9, weight_decay = 0.0, gamma = 0.1, label_smoothing = 0.0;
+  double lr = 0.02, momentum = 0.9, weight_decay = 0.0, gamma = 0.1, label_smoothing = 0.0;
   uint64_t seed = 1;
   int threads = 0;
   bool no_shuffle = false, nesterov = false, no_decay_norm = false, quiet = false;
