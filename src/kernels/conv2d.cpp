@@ -2,11 +2,11 @@
 //
 // Forward, per sample and group g:   out_g (Co_g x P) = W_g (Co_g x K) * col_g (K x P)
 //   with K = Ci_g*kh*kw, P = oh*ow, col_g[(c*kh + i)*kw + j][y*ow + x] = in[c, y*sh-ph+i*dh, x*sw-pw+j*dw].
-// Backward:  dcol_g = W_g^T * dout_g, scattered back by col2im  -> din
-//            dW_g  += sum_n dout_{n,g} * col_{n,g}^T            (col kept transposed: P x K)
+// Backward:  dcol_g = W_g^T * dout_g, scattered back (the adjoint of im2col) -> din
+//            dW_g^T = sum_n col_{n,g} * dout_{n,g}^T, then added to dW transposed
 //            dbias += sum_{n,p} dout
-// Threads: samples are independent in forward and din; dW is split by output channels and each
-// output channel sums the samples in order 0..N-1, so results are identical for any thread count.
+// Threads: samples are independent in forward and din; dW is split by blocks of K rows and each
+// element sums the samples in order 0..N-1, so results are identical for any thread count.
 #include "kernels/conv2d.h"
 
 #include <algorithm>
@@ -37,7 +37,18 @@ bool is_pointwise(const Conv2dShape& s) {
          s.pad_h == 0 && s.pad_w == 0;
 }
 
-// col (K x P) for input channels [c0, c0 + cg) of one sample.
+// Output columns x whose input column x*stride + offset lies inside [0, in): [lo, hi),
+// computed once per kernel tap instead of testing every element.
+inline void valid_range(int64_t out, int64_t in, int64_t stride, int64_t offset, int64_t& lo,
+                        int64_t& hi) {
+  lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+  hi = in - offset <= 0 ? 0 : (in - offset + stride - 1) / stride;
+  lo = std::min(lo, out);
+  hi = std::max(lo, std::min(hi, out));
+}
+
+// col (K x P) for the cg input channels of one sample and group:
+// col[(c*kh + i)*kw + j][y*ow + x] = in[c, y*sh - ph + i*dh, x*sw - pw + j*dw] (0 outside).
 template <typename T>
 void im2col(T* col, const T* in, int64_t cg, const Conv2dShape& s) {
   const int64_t oh = s.out_h(), ow = s.out_w();
@@ -45,7 +56,9 @@ void im2col(T* col, const T* in, int64_t cg, const Conv2dShape& s) {
     for (int64_t i = 0; i < s.kernel_h; ++i)
       for (int64_t j = 0; j < s.kernel_w; ++j) {
         T* row = col + ((c * s.kernel_h + i) * s.kernel_w + j) * oh * ow;
-        const T* plane = in + c * s.h * s.w;
+        const int64_t off = j * s.dilation_w - s.pad_w;
+        int64_t lo, hi;
+        valid_range(ow, s.w, s.stride_w, off, lo, hi);
         for (int64_t y = 0; y < oh; ++y) {
           const int64_t iy = y * s.stride_h - s.pad_h + i * s.dilation_h;
           T* r = row + y * ow;
@@ -53,16 +66,17 @@ void im2col(T* col, const T* in, int64_t cg, const Conv2dShape& s) {
             std::fill(r, r + ow, T(0));
             continue;
           }
-          const T* src = plane + iy * s.w;
-          for (int64_t x = 0; x < ow; ++x) {
-            const int64_t ix = x * s.stride_w - s.pad_w + j * s.dilation_w;
-            r[x] = (ix >= 0 && ix < s.w) ? src[ix] : T(0);
-          }
+          const T* src = in + (c * s.h + iy) * s.w + off;
+          std::fill(r, r + lo, T(0));
+          if (s.stride_w == 1) std::copy(src + lo, src + hi, r + lo);
+          else
+            for (int64_t x = lo; x < hi; ++x) r[x] = src[x * s.stride_w];
+          std::fill(r + hi, r + ow, T(0));
         }
       }
 }
 
-// din += col2im(dcol) for one sample's group channels.
+// din += the adjoint of im2col applied to dcol (K x P).
 template <typename T>
 void col2im_add(T* din, const T* col, int64_t cg, const Conv2dShape& s) {
   const int64_t oh = s.out_h(), ow = s.out_w();
@@ -70,16 +84,15 @@ void col2im_add(T* din, const T* col, int64_t cg, const Conv2dShape& s) {
     for (int64_t i = 0; i < s.kernel_h; ++i)
       for (int64_t j = 0; j < s.kernel_w; ++j) {
         const T* row = col + ((c * s.kernel_h + i) * s.kernel_w + j) * oh * ow;
-        T* plane = din + c * s.h * s.w;
+        const int64_t off = j * s.dilation_w - s.pad_w;
+        int64_t lo, hi;
+        valid_range(ow, s.w, s.stride_w, off, lo, hi);
         for (int64_t y = 0; y < oh; ++y) {
           const int64_t iy = y * s.stride_h - s.pad_h + i * s.dilation_h;
           if (iy < 0 || iy >= s.h) continue;
           const T* r = row + y * ow;
-          T* dst = plane + iy * s.w;
-          for (int64_t x = 0; x < ow; ++x) {
-            const int64_t ix = x * s.stride_w - s.pad_w + j * s.dilation_w;
-            if (ix >= 0 && ix < s.w) dst[ix] += r[x];
-          }
+          T* dst = din + (c * s.h + iy) * s.w + off;
+          for (int64_t x = lo; x < hi; ++x) dst[x * s.stride_w] += r[x];
         }
       }
 }
@@ -138,40 +151,45 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
     }
   }
 
-  // Transposed columns of every sample and group: colT[n][g] is P x K.
-  std::vector<T> colT(static_cast<size_t>(s.n * G * P * K));
+  // W_g^T (K x Co_g) once, for dcol = W_g^T * dout_g.
+  std::vector<T> wT(static_cast<size_t>(G * K * cog));
+  for (int64_t g = 0; g < G; ++g) transpose(wT.data() + g * K * cog, weight + g * cog * K, cog, K);
+  // Per sample and group: columns col[n][g] (K x P) and dout^T[n][g] (P x Co_g), kept for dW.
+  std::vector<T> col(static_cast<size_t>(s.n * G * K * P));
+  std::vector<T> doutT(static_cast<size_t>(s.n * G * P * cog));
   if (din) std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
 #pragma omp parallel
   {
-    std::vector<T> col(static_cast<size_t>(K * P));
-    std::vector<T> wt;
+    std::vector<T> dcol(din ? static_cast<size_t>(K * P) : 0);
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t g = 0; g < G; ++g) {
-        const T* x = in + (n * s.c_in + g * cig) * s.h * s.w;
-        im2col(col.data(), x, cig, s);
-        transpose(colT.data() + (n * G + g) * P * K, col.data(), K, P);
+        const T* dy = dout + (n * s.c_out + g * cog) * P;
+        im2col(col.data() + (n * G + g) * K * P, in + (n * s.c_in + g * cig) * s.h * s.w, cig, s);
+        transpose(doutT.data() + (n * G + g) * P * cog, dy, cog, P);
         if (din) {
-          // dcol (K x P) = W_g^T (K x Co_g) * dout_g (Co_g x P)
-          gemm(true, false, K, P, cog, weight + g * cog * K, K, dout + (n * s.c_out + g * cog) * P,
-               P, T(0), col.data(), P);
-          col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, col.data(), cig, s);
+          gemm(false, false, K, P, cog, wT.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
+          col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, dcol.data(), cig, s);
         }
       }
   }
 
-  // dW_g rows [o0, o1) += sum_n dout_{n,g}[o0:o1] (rows x P) * colT[n][g] (P x K)
-  const int64_t kRows = 16;  // any size gives the same sums; 16 rows reuse each colT load
-  const int64_t row_blocks = (cog + kRows - 1) / kRows;
+  // dW_g^T rows [k0, k1) (K x Co_g) = sum over n in order of col[n][g][k0:k1] * dout^T[n][g]:
+  // each element is summed by one thread in a fixed order, whatever the thread count.
+  std::vector<T> dwT(static_cast<size_t>(G * K * cog));
+  const int64_t kRows = 32;
+  const int64_t blocks = (K + kRows - 1) / kRows;
 #pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < G * row_blocks; ++b) {
-    const int64_t g = b / row_blocks, o0 = (b % row_blocks) * kRows;
-    const int64_t rows = std::min(kRows, cog - o0);
-    T* dw = dweight + (g * cog + o0) * K;
+  for (int64_t b = 0; b < G * blocks; ++b) {
+    const int64_t g = b / blocks, k0 = (b % blocks) * kRows, rows = std::min(kRows, K - k0);
+    T* dst = dwT.data() + (g * K + k0) * cog;
     for (int64_t n = 0; n < s.n; ++n)
-      gemm(false, false, rows, K, P, dout + (n * s.c_out + g * cog + o0) * P, P,
-           colT.data() + (n * G + g) * P * K, K, T(1), dw, K);
+      gemm(false, false, rows, cog, P, col.data() + ((n * G + g) * K + k0) * P, P,
+           doutT.data() + (n * G + g) * P * cog, cog, T(1), dst, cog);
   }
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t o = 0; o < cog; ++o)
+      for (int64_t k = 0; k < K; ++k) dweight[(g * cog + o) * K + k] += dwT[(g * K + k) * cog + o];
 }
 
 template void conv2d_forward<float>(float*, const float*, const float*, const float*, const Conv2dShape&);

@@ -1,7 +1,7 @@
-// Row-major GEMM, single-threaded, compiled for AVX-512, AVX2+FMA and baseline x86-64 and
-// chosen at run time. Transposed operands are packed into row-major scratch first so the
-// inner kernel is always C[i, :] += A[i, k] * B[k, :], vectorized over the columns of C:
-// every C element is a sum over k in increasing order, whatever the instruction set width.
+// Row-major GEMM, single-threaded. The float kernel is compiled for AVX-512, AVX2+FMA and
+// baseline x86-64 and chosen at run time. Transposed operands are packed into row-major
+// scratch first, so the kernel is always C += A * B with every C element summed over k in
+// increasing order.
 #include "kernels/gemm.h"
 
 #include <algorithm>
@@ -17,54 +17,101 @@ namespace normnet::kernels {
 
 namespace {
 
-// C (M x N) += A (M x K, row-major lda) * B (K x N, row-major ldb). Four rows at a time share
-// each load of B; columns are blocked so a panel of B stays in cache.
-template <typename T>
-inline __attribute__((always_inline)) void gemm_nn_accumulate_impl(int64_t M, int64_t N, int64_t K, const T* A,
-                                             int64_t lda, const T* B, int64_t ldb, T* C,
-                                             int64_t ldc) {
-  constexpr int64_t kNB = 512;
-  for (int64_t j0 = 0; j0 < N; j0 += kNB) {
-    const int64_t nb = std::min(kNB, N - j0);
-    int64_t i = 0;
-    for (; i + 4 <= M; i += 4) {
-      T* c0 = C + (i + 0) * ldc + j0;
-      T* c1 = C + (i + 1) * ldc + j0;
-      T* c2 = C + (i + 2) * ldc + j0;
-      T* c3 = C + (i + 3) * ldc + j0;
-      for (int64_t k = 0; k < K; ++k) {
-        const T a0 = A[(i + 0) * lda + k], a1 = A[(i + 1) * lda + k];
-        const T a2 = A[(i + 2) * lda + k], a3 = A[(i + 3) * lda + k];
-        const T* b = B + k * ldb + j0;
-        for (int64_t j = 0; j < nb; ++j) {
-          const T bj = b[j];
-          c0[j] += a0 * bj;
-          c1[j] += a1 * bj;
-          c2[j] += a2 * bj;
-          c3[j] += a3 * bj;
-        }
-      }
+// Reference-order kernel for double (used by the gradient checks): C[i, :] += A[i, k] * B[k, :].
+void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const double* A, int64_t lda,
+                        const double* B, int64_t ldb, double* C, int64_t ldc) {
+  for (int64_t i = 0; i < M; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const double a = A[i * lda + k];
+      for (int64_t j = 0; j < N; ++j) C[i * ldc + j] += a * B[k * ldb + j];
     }
-    for (; i < M; ++i) {
-      T* c = C + i * ldc + j0;
-      for (int64_t k = 0; k < K; ++k) {
-        const T a = A[i * lda + k];
-        const T* b = B + k * ldb + j0;
-        for (int64_t j = 0; j < nb; ++j) c[j] += a * b[j];
-      }
-    }
+}
+
+// float: a register-blocked micro-kernel. A tile of kMR x kNR outputs lives in registers
+// (GCC vector extensions: one 512-bit register on AVX-512, two 256-bit on AVX2) while k runs
+// over the whole depth; the tile's sums are then added to C. Ragged edges are copied into
+// zero-padded tiles and go through the same micro-kernel, so every output element is computed
+// by the same instructions in the same order wherever it falls: results do not depend on how
+// callers split M or N.
+// The helpers below are always inlined into the multiversioned kernel, so the vector ABI note
+// GCC gives for 64-byte vectors does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64)));
+constexpr int64_t kMR = 4, kNR = 32;
+
+inline __attribute__((always_inline)) v16 load16(const float* p) {
+  v16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline __attribute__((always_inline)) void store16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// acc (kMR x kNR) = A (kMR rows, stride lda) * B (K x kNR, stride ldb); then C += acc.
+inline __attribute__((always_inline)) void micro_kernel(int64_t K, const float* A, int64_t lda,
+                                                        const float* B, int64_t ldb, float* C,
+                                                        int64_t ldc) {
+  v16 c00 = {}, c01 = {}, c10 = {}, c11 = {}, c20 = {}, c21 = {}, c30 = {}, c31 = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const v16 b0 = load16(B + k * ldb), b1 = load16(B + k * ldb + 16);
+    const float a0 = A[k], a1 = A[lda + k], a2 = A[2 * lda + k], a3 = A[3 * lda + k];
+    c00 += a0 * b0;
+    c01 += a0 * b1;
+    c10 += a1 * b0;
+    c11 += a1 * b1;
+    c20 += a2 * b0;
+    c21 += a2 * b1;
+    c30 += a3 * b0;
+    c31 += a3 * b1;
   }
+  store16(C, load16(C) + c00);
+  store16(C + 16, load16(C + 16) + c01);
+  store16(C + ldc, load16(C + ldc) + c10);
+  store16(C + ldc + 16, load16(C + ldc + 16) + c11);
+  store16(C + 2 * ldc, load16(C + 2 * ldc) + c20);
+  store16(C + 2 * ldc + 16, load16(C + 2 * ldc + 16) + c21);
+  store16(C + 3 * ldc, load16(C + 3 * ldc) + c30);
+  store16(C + 3 * ldc + 16, load16(C + 3 * ldc + 16) + c31);
 }
 
 NORMNET_MULTIVERSION void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const float* A,
                                              int64_t lda, const float* B, int64_t ldb, float* C,
                                              int64_t ldc) {
-  gemm_nn_accumulate_impl(M, N, K, A, lda, B, ldb, C, ldc);
-}
-NORMNET_MULTIVERSION void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const double* A,
-                                             int64_t lda, const double* B, int64_t ldb, double* C,
-                                             int64_t ldc) {
-  gemm_nn_accumulate_impl(M, N, K, A, lda, B, ldb, C, ldc);
+  std::vector<float> bpad, apad;
+  float ctile[kMR * kNR];
+  for (int64_t j0 = 0; j0 < N; j0 += kNR) {
+    const int64_t nb = std::min(kNR, N - j0);
+    const float* Bp = B + j0;
+    int64_t ldbp = ldb;
+    if (nb < kNR) {  // ragged columns: a zero-padded copy of the panel
+      bpad.assign(static_cast<size_t>(K * kNR), 0.0f);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t j = 0; j < nb; ++j) bpad[k * kNR + j] = B[k * ldb + j0 + j];
+      Bp = bpad.data();
+      ldbp = kNR;
+    }
+    for (int64_t i0 = 0; i0 < M; i0 += kMR) {
+      const int64_t mb = std::min(kMR, M - i0);
+      const float* Ap = A + i0 * lda;
+      int64_t ldap = lda;
+      if (mb < kMR) {  // ragged rows: zero-padded rows
+        apad.assign(static_cast<size_t>(kMR * K), 0.0f);
+        for (int64_t i = 0; i < mb; ++i)
+          for (int64_t k = 0; k < K; ++k) apad[i * K + k] = A[(i0 + i) * lda + k];
+        Ap = apad.data();
+        ldap = K;
+      }
+      if (mb == kMR && nb == kNR) {
+        micro_kernel(K, Ap, ldap, Bp, ldbp, C + i0 * ldc + j0, ldc);
+        continue;
+      }
+      for (int64_t i = 0; i < kMR; ++i)
+        for (int64_t j = 0; j < kNR; ++j)
+          ctile[i * kNR + j] = (i < mb && j < nb) ? C[(i0 + i) * ldc + j0 + j] : 0.0f;
+      micro_kernel(K, Ap, ldap, Bp, ldbp, ctile, kNR);
+      for (int64_t i = 0; i < mb; ++i)
+        for (int64_t j = 0; j < nb; ++j) C[(i0 + i) * ldc + j0 + j] = ctile[i * kNR + j];
+    }
+  }
 }
 
 template <typename T>
