@@ -199,4 +199,89 @@ class Residual : public Module {
   ModulePtr post_;  // may be null
 };
 
+struct GroupNormOptions {
+  int64_t num_groups = 1, num_channels = 1;  // num_channels % num_groups == 0
+  double eps = 1e-5;
+  bool affine = true;
+};
+
+// Group normalization with torch.nn.GroupNorm semantics (see docs/normalization.md).
+// Represents: (N, C, *) normalized per (sample, group of C / num_groups consecutive channels)
+// over the group's channels and positions, then a per-channel affine. No running statistics:
+// training and evaluation compute the same thing. Requires C == num_channels.
+class GroupNorm : public Module {
+ public:
+  explicit GroupNorm(const GroupNormOptions& o);
+  std::string kind() const override { return "GroupNorm"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  GroupNormOptions opt;
+  Parameter weight, bias;  // (C,): init 1 and 0, when affine
+ private:
+  Tensor input_, mean_, var_, invstd_;  // statistics (N, G)
+};
+
+struct LayerNormOptions {
+  std::vector<int64_t> normalized_shape{1};  // the trailing dimensions normalized over
+  double eps = 1e-5;
+  bool elementwise_affine = true;
+};
+
+// Layer normalization with torch.nn.LayerNorm semantics (see docs/normalization.md).
+// Represents: each sample's (or row's) values over the trailing dimensions normalized_shape
+// normalized by their own mean and variance, then an affine with one weight and bias per
+// position of normalized_shape. No running statistics. Requires the input to end in
+// normalized_shape with at least one leading (batch) dimension before it.
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(const LayerNormOptions& o);
+  std::string kind() const override { return "LayerNorm"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  LayerNormOptions opt;
+  Parameter weight, bias;  // normalized_shape: init 1 and 0, when elementwise_affine
+ private:
+  Tensor input_, mean_, var_, invstd_;  // statistics, one per row
+};
+
+struct InstanceNormOptions {
+  int dims = 2;  // 1: InstanceNorm1d on (N, C, L); 2: InstanceNorm2d on (N, C, H, W)
+  int64_t num_features = 1;
+  double eps = 1e-5;
+  double momentum = 0.1;  // no cumulative average: PyTorch's InstanceNorm refuses momentum=None
+  bool affine = false;
+  bool track_running_stats = false;
+};
+
+// Instance normalization with torch.nn.InstanceNorm1d/2d semantics (see
+// docs/normalization.md): per (sample, channel) over the positions, the GroupNorm kernels with
+// one group per channel. With track_running_stats, training updates running_mean/running_var
+// (the batch average of the per-instance statistics, unbiased variance) and evaluation
+// normalizes with them; without, the instance statistics are used in evaluation too.
+// num_batches_tracked exists (state_dict compatibility) but, as in PyTorch, is never advanced.
+class InstanceNorm : public Module {
+ public:
+  explicit InstanceNorm(const InstanceNormOptions& o);
+  std::string kind() const override { return opt.dims == 1 ? "InstanceNorm1d" : "InstanceNorm2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  std::vector<Buffer> own_buffers() override;
+  InstanceNormOptions opt;
+  Parameter weight, bias;            // (C,): init 1 and 0, when affine
+  Tensor running_mean, running_var;  // init 0 and 1, when track_running_stats
+  int64_t num_batches_tracked = 0;
+ private:
+  Tensor input_, mean_, var_, invstd_;  // instance statistics (N, C)
+  bool used_input_stats_ = false;
+};
+
 }  // namespace normnet

@@ -65,14 +65,22 @@ Tensor BatchNorm::forward(const Tensor& x) {
   const float* gamma = opt.affine ? weight.value.data() : nullptr;
   const float* beta = opt.affine ? bias.value.data() : nullptr;
   used_batch_stats_ = training_ || !opt.track_running_stats;
-  if (s.count() == 0) return out;  // empty batch: empty output, no statistics touched
+  if (s.count() == 0) {
+    // Empty batch, as PyTorch: an empty output, running statistics untouched, but the batch
+    // is still counted in training (torch increments num_batches_tracked before normalizing).
+    if (training_ && opt.track_running_stats) ++num_batches_tracked;
+    return out;
+  }
   if (!used_batch_stats_) {
     kernels::batchnorm_forward_eval(out.data(), input_.data(), running_mean.data(),
                                     running_var.data(), gamma, beta, opt.eps, s);
     return out;
   }
-  check(!training_ || s.count() > 1, label(),
-        ": expected more than 1 value per channel when training, got input ", x.shape().str());
+  // As PyTorch: batch statistics (training, or eval without running stats) need more than one
+  // value per channel.
+  check(s.count() > 1, label(), ": expected more than 1 value per channel when ",
+        training_ ? "training" : "using batch statistics (track_running_stats off)", ", got input ",
+        x.shape().str());
   mean_ = Tensor(Shape{s.c});
   var_ = Tensor(Shape{s.c});
   invstd_ = Tensor(Shape{s.c});

@@ -87,8 +87,13 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     }
   } else if (t == "Linear") {
     check_keys(j, {"in_features", "out_features", "bias"}, c);
-    m = std::make_unique<Linear>(get_int(j, "in_features", 0, c, true),
-                                 get_int(j, "out_features", 0, c, true), get_bool(j, "bias", true, c));
+    const int64_t in = get_int(j, "in_features", 0, c, true), out = get_int(j, "out_features", 0, c, true);
+    const bool bias = get_bool(j, "bias", true, c);
+    try {
+      m = std::make_unique<Linear>(in, out, bias);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
   } else if (t == "BatchNorm2d" || t == "BatchNorm1d") {
     check_keys(j, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, c);
     BatchNormOptions o;
@@ -101,6 +106,52 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     o.track_running_stats = get_bool(j, "track_running_stats", true, c);
     try {
       m = std::make_unique<BatchNorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "GroupNorm") {
+    check_keys(j, {"num_groups", "num_channels", "eps", "affine"}, c);
+    GroupNormOptions o;
+    o.num_groups = get_int(j, "num_groups", 0, c, true);
+    o.num_channels = get_int(j, "num_channels", 0, c, true);
+    o.eps = get_num(j, "eps", 1e-5, c);
+    o.affine = get_bool(j, "affine", true, c);
+    try {
+      m = std::make_unique<GroupNorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "LayerNorm") {
+    check_keys(j, {"normalized_shape", "eps", "elementwise_affine"}, c);
+    check(j.contains("normalized_shape"), c.where, ": missing required key 'normalized_shape'");
+    const json& ns = j["normalized_shape"];  // an integer or [d1, d2, ...]
+    LayerNormOptions o;
+    o.normalized_shape.clear();
+    for (const json& v : ns.is_array() ? ns : json::array({ns})) {
+      check(v.is_number_integer(), c.where,
+            ": 'normalized_shape' must be an integer or an array of integers, got ", ns.dump());
+      o.normalized_shape.push_back(v.get<int64_t>());
+    }
+    o.eps = get_num(j, "eps", 1e-5, c);
+    o.elementwise_affine = get_bool(j, "elementwise_affine", true, c);
+    try {
+      m = std::make_unique<LayerNorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "InstanceNorm2d" || t == "InstanceNorm1d") {
+    check_keys(j, {"num_features", "eps", "momentum", "affine", "track_running_stats"}, c);
+    InstanceNormOptions o;
+    o.dims = t == "InstanceNorm1d" ? 1 : 2;
+    o.num_features = get_int(j, "num_features", 0, c, true);
+    o.eps = get_num(j, "eps", 1e-5, c);
+    check(!(j.contains("momentum") && j["momentum"].is_null()), c.where,
+          ": 'momentum' must be a number (PyTorch's InstanceNorm has no cumulative average)");
+    o.momentum = get_num(j, "momentum", 0.1, c);
+    o.affine = get_bool(j, "affine", false, c);
+    o.track_running_stats = get_bool(j, "track_running_stats", false, c);
+    try {
+      m = std::make_unique<InstanceNorm>(o);
     } catch (const Error& e) {
       fail(c.where, ": ", e.what());
     }
@@ -182,14 +233,20 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     return m;
   } else {
     fail(c.where, ": unknown layer type '", t,
-         "' (known: Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, ReLU, LeakyReLU, ELU, "
+         "' (known: Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, "
+         "InstanceNorm1d, InstanceNorm2d, ReLU, LeakyReLU, ELU, "
          "MaxPool1d, MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Reshape, Dropout, Identity, Residual)");
   }
   m->path = path.empty() ? path : path.substr(0, path.size() - 1);
   try {
     shape = m->output_shape(shape);
   } catch (const Error& e) {
-    fail(src, ": ", e.what());
+    // Name the layer as every other description error does ("src: layers[4] (Conv2d 'conv2'):
+    // ..."), not by its label alone, which gives no position in the file.
+    std::string why = e.what();
+    const std::string own = m->label() + ": ";
+    if (why.rfind(own, 0) == 0) why.erase(0, own.size());
+    fail(c.where, ": ", why);
   }
   return m;
 }

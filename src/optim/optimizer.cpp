@@ -57,6 +57,9 @@ void Optimizer::step() {
     }
     float* v = v_[k].data();
     const float b1 = static_cast<float>(opt_.beta1), b2 = static_cast<float>(opt_.beta2);
+    // 1 - beta in double, then rounded, as PyTorch passes it: 1.0f - 0.999f would be off by
+    // 1.3e-5 relative (0.999 is not exact in float) and bias every exp_avg_sq.
+    const float c1 = static_cast<float>(1.0 - opt_.beta1), c2 = static_cast<float>(1.0 - opt_.beta2);
     const float step_size = static_cast<float>(lr / bc1);
     const float sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
     const float eps = static_cast<float>(opt_.eps);
@@ -64,8 +67,8 @@ void Optimizer::step() {
       float d = g[i];
       if (decoupled) p[i] *= static_cast<float>(1.0 - lr * wd);
       else d += static_cast<float>(wd) * p[i];
-      m[i] = b1 * m[i] + (1.0f - b1) * d;
-      v[i] = b2 * v[i] + (1.0f - b2) * d * d;
+      m[i] = b1 * m[i] + c1 * d;
+      v[i] = b2 * v[i] + c2 * d * d;
       p[i] -= step_size * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
     }
   }

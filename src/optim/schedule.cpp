@@ -22,11 +22,13 @@ double scheduled_lr(const ScheduleOptions& s, double lr, int64_t step, int64_t t
   total = std::max<int64_t>(total, 1);
   if (s.kind == "onecycle") {
     const double initial = lr / s.div_factor, final_lr = initial / s.final_div_factor;
-    const double up = std::max(1.0, s.pct_start * static_cast<double>(total) - 1.0);
+    // Phase 1 ends at step pct_start * total - 1 (fractional, possibly < 1, as in PyTorch);
+    // a phase of zero length (where PyTorch divides by zero) counts as finished.
+    const double up = s.pct_start * static_cast<double>(total) - 1.0;
     const double t = static_cast<double>(step);
-    if (t <= up) return cos_anneal(initial, lr, t / up);
-    const double down = std::max(1.0, static_cast<double>(total - 1) - up);
-    return cos_anneal(lr, final_lr, std::min(1.0, (t - up) / down));
+    if (t <= up) return cos_anneal(initial, lr, up > 0 ? t / up : 1.0);
+    const double down = static_cast<double>(total - 1) - up;
+    return cos_anneal(lr, final_lr, down > 0 ? std::min(1.0, (t - up) / down) : 1.0);
   }
   if (step < s.warmup_steps) return lr * static_cast<double>(step + 1) / static_cast<double>(s.warmup_steps);
   if (s.kind == "constant") return lr;

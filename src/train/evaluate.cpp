@@ -11,6 +11,7 @@ EvalResult evaluate(Model& m, const Dataset& data, int64_t batch_size) {
   const int64_t K = m.classes, N = data.size();
   EvalResult r;
   r.confusion.assign(static_cast<size_t>(K * K), 0);
+  const bool was_training = m.net->training();
   m.net->eval();
   CrossEntropyLoss loss;
   double loss_sum = 0.0;
@@ -28,7 +29,7 @@ EvalResult evaluate(Model& m, const Dataset& data, int64_t batch_size) {
       r.correct += pred == y[i];
     }
   }
-  m.net->train();
+  m.net->train(was_training);
   r.total = N;
   r.loss = N ? loss_sum / static_cast<double>(N) : 0.0;
   r.accuracy = N ? static_cast<double>(r.correct) / static_cast<double>(N) : 0.0;

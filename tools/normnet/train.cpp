@@ -22,7 +22,7 @@ struct Args {
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0, gamma = 0.1, label_smoothing = 0.0;
   uint64_t seed = 1;
   int threads = 0;
-  bool no_shuffle = false, nesterov = false, no_decay_norm = false, quiet = false;
+  bool no_shuffle = false, nesterov = false, no_decay_norm = false, quiet = false, model_given = false;
 };
 
 std::string fmt_time(double s) {
@@ -68,7 +68,12 @@ int run(const Args& a) {
   bool have_norm = false;
   if (!a.init.empty()) {
     LoadedCheckpoint c = load_checkpoint(a.init);
-    m = std::move(c.model);
+    if (a.model_given) {  // this architecture, with the checkpoint's weights (names and shapes must match)
+      m = load_model(a.model);
+      load_state_dict(m, state_dict(c.model), a.init);
+    } else {
+      m = std::move(c.model);
+    }
     norm = c.norm;
     have_norm = true;
   } else {
@@ -156,7 +161,7 @@ int run(const Args& a) {
 Runner add_train(CLI::App& app) {
   auto* s = app.add_subcommand("train", "Train a model on Fashion-MNIST (or any MNIST-format directory)");
   static Args a;
-  s->add_option("--model", a.model, "Zoo model name or model .json file");
+  auto* model_opt = s->add_option("--model", a.model, "Zoo model name or model .json file");
   s->add_option("--data", a.data, "Directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
   s->add_option("--epochs", a.epochs, "Number of epochs");
   s->add_option("--batch-size", a.batch_size, "Images per batch");
@@ -175,12 +180,16 @@ Runner add_train(CLI::App& app) {
   s->add_option("--seed", a.seed, "Seed for initialization, data order and augmentation");
   s->add_option("--threads", a.threads, "Threads (0: all cores)");
   s->add_option("--augment", a.augment, "none | crop-flip")->check(CLI::IsMember({"none", "crop-flip"}));
-  s->add_option("--init", a.init, "Start from this checkpoint's model, weights and normalization");
+  s->add_option("--init", a.init,
+                "Start from this checkpoint's weights and normalization (and its model unless --model is given)");
   s->add_option("--limit", a.limit, "Use only the first N training images (-1: all)");
   s->add_flag("--no-shuffle", a.no_shuffle, "Keep the file order of the training images");
   s->add_option("--out", a.out, "Output directory (default: runs/MODEL)");
   s->add_flag("--quiet", a.quiet, "No progress display, only per-epoch lines");
-  return [] { return run(a); };
+  return [model_opt] {
+    a.model_given = model_opt->count() > 0;
+    return run(a);
+  };
 }
 
 }  // namespace normnet::cli
