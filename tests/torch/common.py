@@ -287,7 +287,7 @@ def run_module_case(args, chk, case, layers, xs, dys=None, train=True, tol=1e-5,
         step = {"y": y.detach().clone()}
         if dys is not None:
             dy = np.asarray(dys[i], dtype=np.float32)
-            tensors[f"dy.{i}"] = dy.reshape(dy.shape[0], -1) if y.dim() != 2 else dy
+            tensors[f"dy.{i}"] = dy.reshape(dy.shape[0], int(np.prod(dy.shape[1:]))) if y.dim() != 2 else dy
             y.backward(torch.tensor(dy, dtype=ref_dtype))
             step["dx"] = xt.grad.clone()
             step["grad"] = {k: (p.grad.clone() if p.grad is not None else torch.zeros_like(p))

@@ -171,6 +171,14 @@ def main():
                             f"{what}: normnet failed without the expected message: {e}")
             if ok:
                 print(f"  {what}: refused by both")
+    # An empty batch between two real ones: torch counts it in num_batches_tracked (so with
+    # momentum None the third batch gets weight 1/3) and leaves the running statistics alone.
+    for kind, shape in [("BatchNorm1d", (6, 4)), ("BatchNorm2d", (4, 3, 2, 2))]:
+        for kw in ({}, {"momentum": None}):
+            xs, dys = inputs(rng, shape, 3)
+            xs[1], dys[1] = xs[1][:0], dys[1][:0]
+            run_module_case(args, chk, f"{kind}{shape} empty middle batch {kw}", bn(kind, shape[1], **kw),
+                            xs, dys, train=True, tol=TOL, prepare=random_affine)
     # In eval mode with running statistics one value per channel is fine in both.
     for kind, shape in [("BatchNorm1d", (1, 4)), ("BatchNorm2d", (1, 3, 1, 1))]:
         xs, dys = inputs(rng, shape, 2)
