@@ -1,36 +1,25 @@
 // BatchNorm kernels over (N, C, S); the math is derived in batchnorm.h.
-// One channel per task: each channel's sums run over n then s in that order, in double,
-// so the statistics are the same for any thread count.
+// One channel per task; the sums are channel_stats.h's, so the statistics are the same for
+// any thread count.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
 #include <cmath>
+
+#include "kernels/channel_stats.h"
 
 namespace normnet::kernels {
 
 template <typename T>
 void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                              const T* beta, double eps, const BatchNormShape& s) {
-  const int64_t M = s.count(), S = s.spatial, C = s.c;
+  const int64_t S = s.spatial, C = s.c;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    // Shifted one-pass sums: shifting by a sample of the channel keeps E[x^2] - E[x]^2 exact
-    // enough when |mean| >> std.
-    const double shift = M > 0 ? static_cast<double>(in[c * S]) : 0.0;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) {
-        const double d = static_cast<double>(x[i]) - shift;
-        s1 += d;
-        s2 += d * d;
-      }
-    }
-    const double m = M > 0 ? s1 / M : 0.0;
-    const double v = M > 0 ? std::max(0.0, (s2 - s1 * m) / M) : 0.0;
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean[c] = static_cast<T>(shift + m);
-    var[c] = static_cast<T>(v);
+    const ChannelMoments mv = channel_moments(in, s.n, C, S, c);
+    const double is = 1.0 / std::sqrt(mv.var + eps);
+    mean[c] = static_cast<T>(mv.mean);
+    var[c] = static_cast<T>(mv.var);
     invstd[c] = static_cast<T>(is);
     const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
     const double b = beta ? static_cast<double>(beta[c]) : 0.0;
@@ -68,17 +57,9 @@ void batchnorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, const 
   const int64_t M = s.count(), S = s.spatial, C = s.c;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    const double m = mean[c], is = invstd[c];
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      const T* dy = dout + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) {
-        sum_dy += dy[i];
-        sum_dy_xhat += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m);
-      }
-    }
-    sum_dy_xhat *= is;
+    const double is = invstd[c];
+    const ChannelGradSums gs = channel_grad_sums(dout, in, static_cast<double>(mean[c]), s.n, C, S, c);
+    const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
     if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
     if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
     if (!din || M == 0) continue;
