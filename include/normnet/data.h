@@ -36,6 +36,16 @@ struct Dataset {
 // agree and labels are < classes. limit >= 0 keeps only the first `limit` samples.
 Dataset load_mnist_split(const std::string& dir, bool train, int64_t limit = -1, int64_t classes = 10);
 
+// CIFAR-10 binary version: DIR (or DIR/cifar-10-batches-bin)/data_batch_1..5.bin (train, all five
+// required) or test_batch.bin; 3073-byte records (label byte 0..9, then 3072 pixel bytes CHW).
+// Images (N, 3, 32, 32) in [0, 1]. Errors name the file: missing, empty, size not a multiple of
+// 3073, label > 9 or >= classes.
+Dataset load_cifar10_split(const std::string& dir, bool train, int64_t limit = -1, int64_t classes = 10);
+bool is_cifar10_dir(const std::string& dir);  // data_batch_1.bin or test_batch.bin present
+// The split of DIR in whichever format it holds: CIFAR-10 binary when is_cifar10_dir(dir), else
+// MNIST/IDX (an existing directory with neither is an error naming both formats).
+Dataset load_split(const std::string& dir, bool train, int64_t limit = -1, int64_t classes = 10);
+
 // Builds a dataset from an IDX image array (N, H, W) of ubyte, scaled to [0, 1].
 Tensor idx_to_images(const IdxArray& a, const std::string& what);
 

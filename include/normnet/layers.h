@@ -74,9 +74,21 @@ class BatchNorm : public Module {
   Parameter weight, bias;            // gamma (init 1), beta (init 0), when affine
   Tensor running_mean, running_var;  // init 0 and 1, when track_running_stats
   int64_t num_batches_tracked = 0;
+  // Fusion (docs/normalization.md, "Fused kernels"; set by Sequential::fuse): forward returns
+  // relu(BN(x)) through one fused kernel, keeping a 1-bit mask instead of a second activation
+  // copy, and backward takes the gradient of that; the ReLU that followed is a pass-through.
+  // Outputs, gradients and buffers are bit-identical to the unfused pair.
+  bool fused_relu = false;
+  // relu(BN(x) + residual) and its backward {dx, dresidual}: the end of a fused Residual.
+  Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
+  std::pair<Tensor, Tensor> backward_add_relu(const Tensor& dy);
  private:
+  Tensor run_forward(const Tensor& x, const Tensor* residual, bool relu);
+  std::pair<Tensor, Tensor> run_backward(const Tensor& dy, bool residual);
   Tensor input_, mean_, var_, invstd_;
   bool used_batch_stats_ = false;
+  int epilogue_ = 0;                 // of the last forward: 0 none, 1 ReLU, 2 add + ReLU
+  std::vector<uint64_t> relu_mask_;  // 1 bit per output element (kernels/batchnorm_relu.h)
 };
 
 enum class ActivationKind { ReLU, LeakyReLU, ELU };
@@ -91,6 +103,7 @@ class Activation : public Module {
   Tensor backward(const Tensor& dy) override;
   ActivationKind act;
   double param;
+  bool pass_through = false;  // a ReLU applied by the fused BatchNorm before it (Sequential::fuse)
  private:
   Tensor saved_;  // output (ReLU, ELU) or input (LeakyReLU)
 };
@@ -175,6 +188,10 @@ class Sequential : public Module {
   Tensor backward(const Tensor& dy) override;
   std::vector<std::pair<std::string, Module*>> children() override;
   void add(std::string name, ModulePtr m);
+  // Fuses (on) or unfuses (off), recursively: BatchNorm immediately followed by ReLU runs as
+  // one kernel, and a Residual with activation ReLU whose body ends in BatchNorm runs the
+  // BN + add + ReLU kernel. Names and numbers are unchanged. build_model fuses.
+  void fuse(bool on = true);
   size_t size() const { return layers_.size(); }
   Module& at(size_t i) { return *layers_[i].second; }
  private:
@@ -193,10 +210,30 @@ class Residual : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::vector<std::pair<std::string, Module*>> children() override;
+  void fuse(bool on);  // see Sequential::fuse
  private:
   std::unique_ptr<Sequential> body_, shortcut_;
   std::string shortcut_name_;
   ModulePtr post_;  // may be null
+  BatchNorm* fused_bn_ = nullptr;  // the body's last layer, when it runs BN + add + ReLU
+};
+
+// out = concat(branch_0(x), branch_1(x), ...) along dimension 1 (channels), as
+// torch.cat([b(x) for b in branches], 1): Inception's parallel branches, DenseNet's dense
+// connections (an empty branch is the identity). Each branch's layers are named under the
+// branch's name ("mixed1.b3x3.conv.weight"). Requires every branch to give the same shape except
+// in dimension 1.
+class Concat : public Module {
+ public:
+  explicit Concat(std::vector<std::pair<std::string, std::unique_ptr<Sequential>>> branches);
+  std::string kind() const override { return "Concat"; }
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<std::pair<std::string, Module*>> children() override;
+ private:
+  std::vector<std::pair<std::string, std::unique_ptr<Sequential>>> branches_;
+  std::vector<int64_t> widths_;  // each branch's channels in the last forward
 };
 
 struct GroupNormOptions {
@@ -282,6 +319,108 @@ class InstanceNorm : public Module {
  private:
   Tensor input_, mean_, var_, invstd_;  // instance statistics (N, C)
   bool used_input_stats_ = false;
+};
+
+struct BatchRenormOptions {
+  int dims = 2;                           // 1: BatchRenorm1d on (N, C) or (N, C, L); 2: (N, C, H, W)
+  int64_t num_features = 1;
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.01;  // weight of the new batch; nullopt: cumulative average
+  double r_max = 3.0, d_max = 5.0;
+  bool affine = true;
+  // Clipping schedule over training steps t = num_batches_tracked before the batch: plain
+  // BatchNorm (r = 1, d = 0) for t < warmup_start, then the limits rise linearly (r_max from 1,
+  // d_max from 0) and reach their values at t = warmup_end. 0, 0: the full limits from step 0.
+  int64_t warmup_start = 0, warmup_end = 0;
+};
+
+// Batch Renormalization (Ioffe 2017; see docs/normalization.md and src/kernels/batchrenorm.h).
+// Represents: BatchNorm whose training output is corrected towards the running statistics,
+// y = gamma * ((x - mean_B) / sigma_B * r + d) + beta, r = clip(sigma_B / sigma, 1/r_max,
+// r_max), d = clip((mean_B - running_mean) / sigma, -d_max, d_max), r and d constants in
+// backward. Always tracks running statistics (updated as BatchNorm's, unbiased variance);
+// evaluation is BatchNorm's evaluation. State_dict as BatchNorm's: weight, bias (when affine),
+// running_mean, running_var, num_batches_tracked.
+class BatchRenorm : public Module {
+ public:
+  explicit BatchRenorm(const BatchRenormOptions& o);
+  std::string kind() const override { return opt.dims == 1 ? "BatchRenorm1d" : "BatchRenorm2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  std::vector<Buffer> own_buffers() override;
+  // The clipping limits the next training batch uses (the warmup schedule at
+  // t = num_batches_tracked).
+  double current_r_max() const;
+  double current_d_max() const;
+  BatchRenormOptions opt;
+  Parameter weight, bias;            // gamma (init 1), beta (init 0), when affine
+  Tensor running_mean, running_var;  // init 0 and 1
+  int64_t num_batches_tracked = 0;
+  Tensor last_r, last_d;             // (C,): r and d of the last training forward
+ private:
+  Tensor input_, mean_, var_, invstd_;
+  bool used_batch_stats_ = false;
+};
+
+struct GhostBatchNormOptions {
+  int dims = 2;  // 1: GhostBatchNorm1d on (N, C) or (N, C, L); 2: GhostBatchNorm2d on (N, C, H, W)
+  int64_t num_features = 1;
+  int64_t virtual_batch_size = 32;
+  double eps = 1e-5;
+  std::optional<double> momentum = 0.1;  // nullopt: cumulative average
+  bool affine = true;
+  bool track_running_stats = true;
+};
+
+// Ghost batch normalization (Hoffer et al. 2017; see docs/normalization.md).
+// Represents: BatchNorm applied separately to consecutive virtual batches of
+// virtual_batch_size samples (the last one holds the remainder and may be smaller), each
+// normalized by its own statistics; in training the running statistics are updated once per
+// virtual batch, in order (num_batches_tracked counts virtual batches). Evaluation with
+// running statistics is BatchNorm's; without tracking, evaluation uses the virtual batches'
+// statistics as training does. Requires more than one value per channel in every virtual batch
+// whose statistics are used.
+class GhostBatchNorm : public Module {
+ public:
+  explicit GhostBatchNorm(const GhostBatchNormOptions& o);
+  std::string kind() const override { return opt.dims == 1 ? "GhostBatchNorm1d" : "GhostBatchNorm2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Parameter*> own_parameters() override;
+  std::vector<Buffer> own_buffers() override;
+  GhostBatchNormOptions opt;
+  Parameter weight, bias;            // gamma (init 1), beta (init 0), when affine
+  Tensor running_mean, running_var;  // init 0 and 1, when track_running_stats
+  int64_t num_batches_tracked = 0;
+ private:
+  Tensor input_, mean_, var_, invstd_;  // statistics (virtual batches, C)
+  bool used_batch_stats_ = false;
+};
+
+// FrozenBatchNorm2d with torchvision.ops.FrozenBatchNorm2d semantics (see
+// docs/normalization.md). Represents: a fixed per-channel affine map of (N, C, H, W),
+// y = (x - running_mean) * weight / sqrt(running_var + eps) + bias, the same in training and
+// evaluation. weight, bias, running_mean, running_var are all buffers (nothing is trained, no
+// num_batches_tracked); backward gives dx = dy * weight / sqrt(running_var + eps).
+class FrozenBatchNorm : public Module {
+ public:
+  explicit FrozenBatchNorm(int64_t num_features, double eps = 1e-5);
+  std::string kind() const override { return "FrozenBatchNorm2d"; }
+  std::string describe() const override;
+  Shape output_shape(const Shape& in) const override;
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::vector<Buffer> own_buffers() override;
+  int64_t num_features;
+  double eps;
+  Tensor weight, bias, running_mean, running_var;  // (C,): init 1, 0, 0, 1
+ private:
+  Tensor input_;
 };
 
 }  // namespace normnet

@@ -31,4 +31,24 @@ std::string find_model_file(const std::string& name_or_path);
 Model load_model(const std::string& name_or_path);
 std::vector<std::string> zoo_model_names();
 
+// A rewrite of a model description (normnet train --activation / --norm / --bn-position; see
+// docs/model-format.md, "Transforms"). Empty strings leave that aspect as it is.
+struct ModelTransform {
+  std::string activation;   // "relu" | "elu": every ReLU / ELU (Residual "activation" too) becomes it
+  std::string norm;         // "bn" (unchanged) | "gn:G" | "ln" | "in" | "brn" | "ghost:V" | "none":
+                            // what every BatchNorm1d/2d becomes ("none": removed)
+  std::string bn_position;  // "after": BatchNorm->activation pairs become activation->BatchNorm;
+                            // "before": the reverse
+  bool empty() const;
+  std::string suffix() const;  // appended to the model's name: "-elu-gn_8-bnafter"
+  static int64_t parse_count(const std::string& s, const char* what);  // "8" -> 8, else throws
+};
+
+// Returns the transformed description (JSON text); its name gets t.suffix() and its notes a line
+// saying what was done. Throws naming `source` and the layer when a layer cannot be rewritten
+// (gn:G with channels not divisible by G). Types the builder lacks are emitted all the same and
+// rejected by build_model.
+std::string transform_model(const std::string& json_text, const ModelTransform& t,
+                            const std::string& source);
+
 }  // namespace normnet

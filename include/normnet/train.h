@@ -60,4 +60,18 @@ double train_step(Model& m, CrossEntropyLoss& loss, Optimizer& opt, const Tensor
 std::vector<EpochMetrics> train(Model& m, const Dataset& train, const Dataset& test,
                                 const TrainConfig& cfg, const TrainCallbacks& cb = {});
 
+// Recalibration of the running statistics, as torch.optim.swa_utils.update_bn: every
+// BatchNorm-like layer (BatchNorm and GhostBatchNorm with track_running_stats, BatchRenorm)
+// gets running_mean 0, running_var 1, num_batches_tracked 0 and momentum None (a cumulative
+// average); the model then runs forward in training mode over `data` (normalized) in batches of
+// `batch_size` in order, parameters untouched; momentum and the model's mode are restored.
+// BatchRenorm layers normalize with r = 1, d = 0 meanwhile and keep their num_batches_tracked
+// (the warmup step). A last batch of one sample is joined to the one before. With no such layer
+// nothing runs (layers = 0). See docs/normalization.md.
+struct RecalibrateResult {
+  int64_t layers = 0, batches = 0, images = 0;
+};
+RecalibrateResult recalibrate_batchnorm(Model& m, const Dataset& data, int64_t batch_size = 128);
+int64_t count_recalibratable_layers(Model& m);
+
 }  // namespace normnet

@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "kernels/batchnorm.h"
+#include "kernels/batchnorm_relu.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
 
@@ -57,14 +58,39 @@ Shape BatchNorm::output_shape(const Shape& in) const {
   return in;
 }
 
-Tensor BatchNorm::forward(const Tensor& x) {
+Tensor BatchNorm::forward(const Tensor& x) { return run_forward(x, nullptr, fused_relu); }
+
+Tensor BatchNorm::forward_add_relu(const Tensor& x, const Tensor& residual) {
+  check(residual.shape() == x.shape(), label(), ": the residual is ", residual.shape().str(),
+        " but the input is ", x.shape().str());
+  return run_forward(x, &residual, true);
+}
+
+Tensor BatchNorm::backward(const Tensor& dy) {
+  check(epilogue_ != 2, label(), ": backward after forward_add_relu (use backward_add_relu)");
+  return run_backward(dy, false).first;
+}
+
+std::pair<Tensor, Tensor> BatchNorm::backward_add_relu(const Tensor& dy) {
+  check(epilogue_ == 2, label(), ": backward_add_relu without forward_add_relu");
+  return run_backward(dy, true);
+}
+
+// out = BN(x), relu(BN(x)) or relu(BN(x) + residual); the fused kernels give the same bits as
+// the unfused sequence (kernels/batchnorm_relu.h).
+Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu) {
   output_shape(x.shape());
   const kernels::BatchNormShape s = bn_shape(x.shape());
   input_ = x.contiguous();
+  Tensor res = residual ? residual->contiguous() : Tensor();
+  const float* r = residual ? res.data() : nullptr;
+  epilogue_ = residual ? 2 : relu ? 1 : 0;
   Tensor out(x.shape());
   const float* gamma = opt.affine ? weight.value.data() : nullptr;
   const float* beta = opt.affine ? bias.value.data() : nullptr;
   used_batch_stats_ = training_ || !opt.track_running_stats;
+  relu_mask_.assign(epilogue_ ? kernels::relu_mask_words(x.numel()) : 0, 0);
+  uint64_t* mask = relu_mask_.data();
   if (s.count() == 0) {
     // Empty batch, as PyTorch: an empty output, running statistics untouched, but the batch
     // is still counted in training (torch increments num_batches_tracked before normalizing).
@@ -72,8 +98,16 @@ Tensor BatchNorm::forward(const Tensor& x) {
     return out;
   }
   if (!used_batch_stats_) {
-    kernels::batchnorm_forward_eval(out.data(), input_.data(), running_mean.data(),
-                                    running_var.data(), gamma, beta, opt.eps, s);
+    if (epilogue_ == 0)
+      kernels::batchnorm_forward_eval(out.data(), input_.data(), running_mean.data(),
+                                      running_var.data(), gamma, beta, opt.eps, s);
+    else if (epilogue_ == 1)
+      kernels::batchnorm_relu_forward_eval(out.data(), mask, input_.data(), running_mean.data(),
+                                           running_var.data(), gamma, beta, opt.eps, s);
+    else
+      kernels::batchnorm_add_relu_forward_eval(out.data(), mask, input_.data(), r,
+                                               running_mean.data(), running_var.data(), gamma,
+                                               beta, opt.eps, s);
     return out;
   }
   // As PyTorch: batch statistics (training, or eval without running stats) need more than one
@@ -84,8 +118,16 @@ Tensor BatchNorm::forward(const Tensor& x) {
   mean_ = Tensor(Shape{s.c});
   var_ = Tensor(Shape{s.c});
   invstd_ = Tensor(Shape{s.c});
-  kernels::batchnorm_forward_train(out.data(), mean_.data(), var_.data(), invstd_.data(),
-                                   input_.data(), gamma, beta, opt.eps, s);
+  if (epilogue_ == 0)
+    kernels::batchnorm_forward_train(out.data(), mean_.data(), var_.data(), invstd_.data(),
+                                     input_.data(), gamma, beta, opt.eps, s);
+  else if (epilogue_ == 1)
+    kernels::batchnorm_relu_forward_train(out.data(), mask, mean_.data(), var_.data(),
+                                          invstd_.data(), input_.data(), gamma, beta, opt.eps, s);
+  else
+    kernels::batchnorm_add_relu_forward_train(out.data(), mask, mean_.data(), var_.data(),
+                                              invstd_.data(), input_.data(), r, gamma, beta,
+                                              opt.eps, s);
   if (training_ && opt.track_running_stats) {
     ++num_batches_tracked;
     const double factor = opt.momentum ? *opt.momentum : 1.0 / static_cast<double>(num_batches_tracked);
@@ -95,22 +137,43 @@ Tensor BatchNorm::forward(const Tensor& x) {
   return out;
 }
 
-Tensor BatchNorm::backward(const Tensor& dy) {
+std::pair<Tensor, Tensor> BatchNorm::run_backward(const Tensor& dy, bool residual) {
   check(input_.defined(), label(), ": backward called before forward");
   const kernels::BatchNormShape s = bn_shape(input_.shape());
   Tensor dx(input_.shape());
-  if (s.count() == 0) return dx;
+  Tensor dres = residual ? Tensor(input_.shape()) : Tensor();
+  if (s.count() == 0) return {dx, dres};
   Tensor g = dy.contiguous();
   float* dgamma = opt.affine ? weight.grad.data() : nullptr;
   float* dbeta = opt.affine ? bias.grad.data() : nullptr;
   const float* gamma = opt.affine ? weight.value.data() : nullptr;
-  if (used_batch_stats_)
-    kernels::batchnorm_backward_train(dx.data(), dgamma, dbeta, g.data(), input_.data(),
-                                      mean_.data(), invstd_.data(), gamma, s);
-  else
-    kernels::batchnorm_backward_eval(dx.data(), dgamma, dbeta, g.data(), input_.data(),
-                                     running_mean.data(), running_var.data(), gamma, opt.eps, s);
-  return dx;
+  const uint64_t* mask = relu_mask_.data();
+  float* dr = residual ? dres.data() : nullptr;
+  if (used_batch_stats_) {
+    if (epilogue_ == 0)
+      kernels::batchnorm_backward_train(dx.data(), dgamma, dbeta, g.data(), input_.data(),
+                                        mean_.data(), invstd_.data(), gamma, s);
+    else if (epilogue_ == 1)
+      kernels::batchnorm_relu_backward_train(dx.data(), dgamma, dbeta, g.data(), mask,
+                                             input_.data(), mean_.data(), invstd_.data(), gamma, s);
+    else
+      kernels::batchnorm_add_relu_backward_train(dx.data(), dr, dgamma, dbeta, g.data(), mask,
+                                                 input_.data(), mean_.data(), invstd_.data(),
+                                                 gamma, s);
+  } else {
+    if (epilogue_ == 0)
+      kernels::batchnorm_backward_eval(dx.data(), dgamma, dbeta, g.data(), input_.data(),
+                                       running_mean.data(), running_var.data(), gamma, opt.eps, s);
+    else if (epilogue_ == 1)
+      kernels::batchnorm_relu_backward_eval(dx.data(), dgamma, dbeta, g.data(), mask,
+                                            input_.data(), running_mean.data(), running_var.data(),
+                                            gamma, opt.eps, s);
+    else
+      kernels::batchnorm_add_relu_backward_eval(dx.data(), dr, dgamma, dbeta, g.data(), mask,
+                                                input_.data(), running_mean.data(),
+                                                running_var.data(), gamma, opt.eps, s);
+  }
+  return {dx, dres};
 }
 
 std::vector<Parameter*> BatchNorm::own_parameters() {

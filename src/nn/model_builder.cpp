@@ -206,6 +206,47 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
   } else if (t == "Identity") {
     check_keys(j, {}, c);
     m = std::make_unique<Identity>();
+  } else if (t == "Concat") {
+    // {"branches": [{"name": "b1x1", "layers": [...]}, ...]}: torch.cat of the branches on dim 1.
+    check_keys(j, {"branches"}, c);
+    check(j.contains("branches") && j["branches"].is_array() && !j["branches"].empty(), c.where,
+          ": 'branches' must be a non-empty array of {\"name\", \"layers\"}");
+    std::vector<std::pair<std::string, std::unique_ptr<Sequential>>> branches;
+    std::set<std::string> bnames;
+    Shape out;
+    for (size_t i = 0; i < j["branches"].size(); ++i) {
+      const json& b = j["branches"][i];
+      const std::string bw = c.where + " branches[" + std::to_string(i) + "]";
+      check(b.is_object() && b.contains("layers") && b["layers"].is_array(), bw,
+            ": a branch must be {\"name\": ..., \"layers\": [...]}");
+      for (auto it = b.begin(); it != b.end(); ++it)
+        check(it.key() == "name" || it.key() == "layers" || it.key() == "comment", bw,
+              ": unknown key '", it.key(), "'");
+      std::string bname = std::to_string(i);
+      if (b.contains("name")) {
+        check(b["name"].is_string() && !b["name"].get<std::string>().empty() &&
+                  b["name"].get<std::string>().find('.') == std::string::npos,
+              bw, ": 'name' must be a non-empty string without dots");
+        bname = b["name"];
+      }
+      check(bnames.insert(bname).second, bw, ": duplicate branch name '", bname, "'");
+      Shape bs = shape;
+      branches.emplace_back(bname, build_sequence(b["layers"], bs, bw, path + bname + ".", src));
+      check(bs.rank >= 2, bw, ": gives ", bs.str(), ", expected (N, C, ...) to concatenate along C");
+      if (i == 0) {
+        out = bs;
+      } else {
+        Shape a = bs, o = out;
+        a[1] = o[1] = 0;
+        check(a == o, bw, ": gives ", bs.str(), " but the branches before give ", out.str(),
+              ": all but the channel dimension must agree");
+        out[1] += bs[1];
+      }
+    }
+    m = std::make_unique<Concat>(std::move(branches));
+    m->path = path.empty() ? path : path.substr(0, path.size() - 1);
+    shape = out;
+    return m;
   } else if (t == "Residual") {
     check_keys(j, {"body", "shortcut", "shortcut_name", "activation"}, c);
     check(j.contains("body") && j["body"].is_array(), c.where, ": 'body' must be an array of layers");
@@ -231,11 +272,61 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     m->path = path.empty() ? path : path.substr(0, path.size() - 1);
     shape = body_shape;
     return m;
+  } else if (t == "BatchRenorm2d" || t == "BatchRenorm1d") {
+    check_keys(j, {"num_features", "eps", "momentum", "r_max", "d_max", "affine", "warmup"}, c);
+    BatchRenormOptions o;
+    o.dims = t == "BatchRenorm1d" ? 1 : 2;
+    o.num_features = get_int(j, "num_features", 0, c, true);
+    o.eps = get_num(j, "eps", 1e-5, c);
+    if (j.contains("momentum") && j["momentum"].is_null()) o.momentum = std::nullopt;
+    else o.momentum = get_num(j, "momentum", 0.01, c);
+    o.r_max = get_num(j, "r_max", 3.0, c);
+    o.d_max = get_num(j, "d_max", 5.0, c);
+    o.affine = get_bool(j, "affine", true, c);
+    if (j.contains("warmup")) {
+      const json& w = j["warmup"];
+      check(w.is_array() && w.size() == 2 && w[0].is_number_integer() && w[1].is_number_integer(),
+            c.where, ": 'warmup' must be [start_step, end_step], got ", w.dump());
+      o.warmup_start = w[0].get<int64_t>();
+      o.warmup_end = w[1].get<int64_t>();
+    }
+    try {
+      m = std::make_unique<BatchRenorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "GhostBatchNorm2d" || t == "GhostBatchNorm1d") {
+    check_keys(j, {"num_features", "virtual_batch_size", "eps", "momentum", "affine",
+                   "track_running_stats"}, c);
+    GhostBatchNormOptions o;
+    o.dims = t == "GhostBatchNorm1d" ? 1 : 2;
+    o.num_features = get_int(j, "num_features", 0, c, true);
+    o.virtual_batch_size = get_int(j, "virtual_batch_size", 0, c, true);
+    o.eps = get_num(j, "eps", 1e-5, c);
+    if (j.contains("momentum") && j["momentum"].is_null()) o.momentum = std::nullopt;
+    else o.momentum = get_num(j, "momentum", 0.1, c);
+    o.affine = get_bool(j, "affine", true, c);
+    o.track_running_stats = get_bool(j, "track_running_stats", true, c);
+    try {
+      m = std::make_unique<GhostBatchNorm>(o);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
+  } else if (t == "FrozenBatchNorm2d") {
+    check_keys(j, {"num_features", "eps"}, c);
+    const int64_t nf = get_int(j, "num_features", 0, c, true);
+    const double eps = get_num(j, "eps", 1e-5, c);
+    try {
+      m = std::make_unique<FrozenBatchNorm>(nf, eps);
+    } catch (const Error& e) {
+      fail(c.where, ": ", e.what());
+    }
   } else {
     fail(c.where, ": unknown layer type '", t,
          "' (known: Conv1d, Conv2d, Linear, BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, "
-         "InstanceNorm1d, InstanceNorm2d, ReLU, LeakyReLU, ELU, "
-         "MaxPool1d, MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Reshape, Dropout, Identity, Residual)");
+         "InstanceNorm1d, InstanceNorm2d, BatchRenorm1d, BatchRenorm2d, GhostBatchNorm1d, "
+         "GhostBatchNorm2d, FrozenBatchNorm2d, ReLU, LeakyReLU, ELU, "
+         "MaxPool1d, MaxPool2d, AvgPool2d, GlobalAvgPool, Flatten, Reshape, Dropout, Identity, Residual, Concat)");
   }
   m->path = path.empty() ? path : path.substr(0, path.size() - 1);
   try {
@@ -324,6 +415,7 @@ Model build_model(const std::string& text, const std::string& source) {
   check(shape.rank == 2 && shape[1] == m.classes, source, ": the network's output is ", shape.str(),
         " for one sample but the model has ", m.classes,
         " classes: the last layer must give (N, classes)");
+  m.net->fuse();  // BN+ReLU and BN+add+ReLU fused kernels; same numbers and names
   m.init_parameters(0);
   return m;
 }

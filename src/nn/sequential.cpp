@@ -16,6 +16,32 @@ std::vector<std::pair<std::string, Module*>> Sequential::children() {
   return out;
 }
 
+namespace {
+Activation* as_relu(Module* m) {
+  auto* a = dynamic_cast<Activation*>(m);
+  return a && a->act == ActivationKind::ReLU ? a : nullptr;
+}
+
+// Fuses every Sequential and Residual in the subtree of m (also inside other containers).
+void fuse_tree(Module* m, bool on) {
+  if (auto* seq = dynamic_cast<Sequential*>(m)) return seq->fuse(on);
+  if (auto* res = dynamic_cast<Residual*>(m)) return res->fuse(on);
+  for (auto& [n, c] : m->children()) fuse_tree(c, on);
+}
+}  // namespace
+
+void Sequential::fuse(bool on) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Module* m = layers_[i].second.get();
+    fuse_tree(m, on);
+    if (auto* bn = dynamic_cast<BatchNorm*>(m)) {
+      Activation* relu = i + 1 < layers_.size() ? as_relu(layers_[i + 1].second.get()) : nullptr;
+      bn->fused_relu = on && relu;
+      if (relu) relu->pass_through = on;
+    }
+  }
+}
+
 Shape Sequential::output_shape(const Shape& in) const {
   Shape s = in;
   for (auto& [n, l] : layers_) s = l->output_shape(s);
@@ -53,8 +79,24 @@ Shape Residual::output_shape(const Shape& in) const {
   return a;
 }
 
+void Residual::fuse(bool on) {
+  body_->fuse(on);
+  if (shortcut_) shortcut_->fuse(on);
+  fused_bn_ = nullptr;
+  if (on && post_ && as_relu(post_.get()) && body_->size() > 0)
+    fused_bn_ = dynamic_cast<BatchNorm*>(&body_->at(body_->size() - 1));
+}
+
+// Fused: body minus its last BatchNorm, the shortcut, then relu(BN(h) + shortcut(x)) in one
+// kernel (kernels/batchnorm_relu.h); the same numbers as the unfused path below.
 Tensor Residual::forward(const Tensor& x) {
   output_shape(x.shape());
+  if (fused_bn_) {
+    Tensor h = x;
+    for (size_t i = 0; i + 1 < body_->size(); ++i) h = body_->at(i).forward(h);
+    Tensor b = shortcut_ ? shortcut_->forward(x) : x;
+    return fused_bn_->forward_add_relu(h, b);
+  }
   Tensor a = body_->forward(x).contiguous();
   Tensor b = (shortcut_ ? shortcut_->forward(x) : x).contiguous();
   Tensor sum(a.shape());
@@ -63,9 +105,17 @@ Tensor Residual::forward(const Tensor& x) {
 }
 
 Tensor Residual::backward(const Tensor& dy) {
-  Tensor g = post_ ? post_->backward(dy) : dy;
-  Tensor da = body_->backward(g).contiguous();
-  Tensor db = (shortcut_ ? shortcut_->backward(g) : g).contiguous();
+  Tensor da, db;
+  if (fused_bn_) {
+    auto [dh, g] = fused_bn_->backward_add_relu(dy);
+    for (size_t i = body_->size() - 1; i-- > 0;) dh = body_->at(i).backward(dh);
+    da = dh.contiguous();
+    db = (shortcut_ ? shortcut_->backward(g) : g).contiguous();
+  } else {
+    Tensor g = post_ ? post_->backward(dy) : dy;
+    da = body_->backward(g).contiguous();
+    db = (shortcut_ ? shortcut_->backward(g) : g).contiguous();
+  }
   Tensor dx(da.shape());
   kernels::add_forward(dx.data(), da.data(), db.data(), da.numel());
   return dx;

@@ -78,6 +78,20 @@ class Residual(nn.Module):
         return self.post(y) if self.post is not None else y
 
 
+class Concat(nn.Module):
+    """torch.cat([branch(x) for branch in branches], 1); an empty branch is the identity."""
+
+    def __init__(self, branches):
+        super().__init__()
+        self._branches = []
+        for name, seq in branches:
+            self.add_module(name, seq)
+            self._branches.append(name)
+
+    def forward(self, x):
+        return torch.cat([getattr(self, n)(x) for n in self._branches], 1)
+
+
 def _arg(v):
     return tuple(v) if isinstance(v, list) else v
 
@@ -102,6 +116,9 @@ def torch_layer(spec):
         return GlobalAvgPool()
     if t == "Reshape":
         return Reshape(spec["shape"])
+    if t == "Concat":
+        return Concat([(b.get("name", str(i)), nn.Sequential(_layers(b["layers"])))
+                       for i, b in enumerate(spec["branches"])])
     if t == "Residual":
         short = spec.get("shortcut")
         act = spec.get("activation")

@@ -9,7 +9,7 @@ namespace normnet::cli {
 
 Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,
                        const Normalization& norm) {
-  Dataset d = load_mnist_split(dir, train, limit, m.classes);
+  Dataset d = load_split(dir, train, limit, m.classes);  // MNIST/IDX or CIFAR-10 binary
   const Shape want = m.batch_shape(d.size());
   check(d.images.shape() == want, dir, ": images are ", d.images.shape().str(),
         " but model '", m.name, "' takes ", want.str());

@@ -13,7 +13,7 @@ Runner add_eval(CLI::App& app) {
   static int threads = 0;
   static int64_t batch = 1000;
   s->add_option("checkpoint", ckpt, "Checkpoint (.safetensors) written by normnet train")->required();
-  s->add_option("--data", data, "MNIST-format directory");
+  s->add_option("--data", data, "MNIST-format or CIFAR-10 binary directory");
   s->add_option("--batch-size", batch, "Images per evaluation batch (does not change results)");
   s->add_option("--threads", threads, "Threads (0: all cores)");
   return [] {

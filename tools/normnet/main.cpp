@@ -16,6 +16,8 @@ int main(int argc, char** argv) {
   runners["predict"] = add_predict(app);
   runners["models"] = add_models(app);
   runners["summary"] = add_summary(app);
+  runners["fold"] = add_fold(app);
+  runners["recalibrate"] = add_recalibrate(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

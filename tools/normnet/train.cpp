@@ -18,6 +18,7 @@ namespace {
 struct Args {
   std::string model = "seed001", data = kDefaultData, out, init, schedule = "constant";
   std::string optimizer = "sgd", augment = "none";
+  ModelTransform transform;  // --activation, --norm, --bn-position
   int64_t epochs = 3, batch_size = 128, limit = -1, warmup_steps = 0, step_size = 1;
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0, gamma = 0.1, label_smoothing = 0.0;
   uint64_t seed = 1;
@@ -55,6 +56,17 @@ void progress(const StepInfo& s, int64_t epochs, bool tty) {
                  fmt_time(eta).c_str());
 }
 
+// The model file with --activation / --norm / --bn-position applied to its description before
+// it is built: the transformed description is the model's spec, so checkpoints store it.
+Model load_transformed(const std::string& name_or_path, const ModelTransform& t) {
+  if (t.empty()) return load_model(name_or_path);
+  const std::string path = find_model_file(name_or_path);
+  const auto bytes = read_file(path);
+  Model m = build_model(transform_model(std::string(bytes.begin(), bytes.end()), t, path), path);
+  if (m.name == "model") m.name = std::filesystem::path(path).stem().string() + t.suffix();
+  return m;
+}
+
 int run(const Args& a) {
   set_threads(a.threads);
   check(a.epochs >= 1, "--epochs must be at least 1, got ", a.epochs);
@@ -68,8 +80,11 @@ int run(const Args& a) {
   bool have_norm = false;
   if (!a.init.empty()) {
     LoadedCheckpoint c = load_checkpoint(a.init);
+    check(a.model_given || a.transform.empty(),
+          "--activation, --norm and --bn-position rewrite the model given by --model: with --init, "
+          "give --model too");
     if (a.model_given) {  // this architecture, with the checkpoint's weights (names and shapes must match)
-      m = load_model(a.model);
+      m = load_transformed(a.model, a.transform);
       load_state_dict(m, state_dict(c.model), a.init);
     } else {
       m = std::move(c.model);
@@ -77,12 +92,12 @@ int run(const Args& a) {
     norm = c.norm;
     have_norm = true;
   } else {
-    m = load_model(a.model);
+    m = load_transformed(a.model, a.transform);
     m.init_parameters(a.seed);
   }
 
-  Dataset train_set = load_mnist_split(a.data, true, a.limit, m.classes);
-  Dataset test_set = load_mnist_split(a.data, false, -1, m.classes);
+  Dataset train_set = load_split(a.data, true, a.limit, m.classes);  // MNIST/IDX or CIFAR-10 binary
+  Dataset test_set = load_split(a.data, false, -1, m.classes);
   for (Dataset* d : {&train_set, &test_set}) {
     const Shape want = m.batch_shape(d->size());
     check(d->images.shape() == want, a.data, ": images are ", d->images.shape().str(), " but model '",
@@ -162,7 +177,7 @@ Runner add_train(CLI::App& app) {
   auto* s = app.add_subcommand("train", "Train a model on Fashion-MNIST (or any MNIST-format directory)");
   static Args a;
   auto* model_opt = s->add_option("--model", a.model, "Zoo model name or model .json file");
-  s->add_option("--data", a.data, "Directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]");
+  s->add_option("--data", a.data, "Directory with {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] or CIFAR-10 data_batch_{1..5}.bin, test_batch.bin");
   s->add_option("--epochs", a.epochs, "Number of epochs");
   s->add_option("--batch-size", a.batch_size, "Images per batch");
   s->add_option("--optimizer", a.optimizer, "sgd | adam | adamw")->check(CLI::IsMember({"sgd", "adam", "adamw"}));
@@ -180,6 +195,16 @@ Runner add_train(CLI::App& app) {
   s->add_option("--seed", a.seed, "Seed for initialization, data order and augmentation");
   s->add_option("--threads", a.threads, "Threads (0: all cores)");
   s->add_option("--augment", a.augment, "none | crop-flip")->check(CLI::IsMember({"none", "crop-flip"}));
+  s->add_option("--activation", a.transform.activation,
+                "Replace every ReLU/ELU of the model (Residual activations too) by: relu | elu")
+      ->check(CLI::IsMember({"relu", "elu"}));
+  s->add_option("--norm", a.transform.norm,
+                "Replace every BatchNorm by: bn (keep) | gn:G (GroupNorm, G groups) | ln (GroupNorm(1, C)) | "
+                "in (InstanceNorm, affine) | brn (BatchRenorm) | ghost:V (GhostBatchNorm, virtual batch V) | "
+                "none (remove)");
+  s->add_option("--bn-position", a.transform.bn_position,
+                "before: BatchNorm then activation (the BN paper); after: activation then BatchNorm")
+      ->check(CLI::IsMember({"before", "after"}));
   s->add_option("--init", a.init,
                 "Start from this checkpoint's weights and normalization (and its model unless --model is given)");
   s->add_option("--limit", a.limit, "Use only the first N training images (-1: all)");
