@@ -3,6 +3,7 @@
 // elementwise.cpp (same operands, same order, same roundings to T), which is what makes the
 // fused results bit-identical to the unfused sequence.
 #include "kernels/batchnorm_relu.h"
+#include "kernels/channel_stats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -23,24 +24,13 @@ struct Coefficients {
 template <typename T>
 void train_statistics(Coefficients<T>& k, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                       const T* beta, double eps, const BatchNormShape& s) {
-  const int64_t M = s.count(), S = s.spatial, C = s.c;
+  const int64_t S = s.spatial, C = s.c;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    const double shift = M > 0 ? static_cast<double>(in[c * S]) : 0.0;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) {
-        const double d = static_cast<double>(x[i]) - shift;
-        s1 += d;
-        s2 += d * d;
-      }
-    }
-    const double m = M > 0 ? s1 / M : 0.0;
-    const double v = M > 0 ? std::max(0.0, (s2 - s1 * m) / M) : 0.0;
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean[c] = static_cast<T>(shift + m);
-    var[c] = static_cast<T>(v);
+    const ChannelMoments mv = channel_moments(in, s.n, C, S, c);
+    const double is = 1.0 / std::sqrt(mv.var + eps);
+    mean[c] = static_cast<T>(mv.mean);
+    var[c] = static_cast<T>(mv.var);
     invstd[c] = static_cast<T>(is);
     const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
     const double b = beta ? static_cast<double>(beta[c]) : 0.0;

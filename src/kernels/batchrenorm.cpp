@@ -2,6 +2,7 @@
 // The batch statistics are computed exactly as batchnorm_forward_train computes them (shifted
 // one-pass sums in double), so that r = 1, d = 0 reproduces BatchNorm bit for bit.
 #include "kernels/batchrenorm.h"
+#include "kernels/channel_stats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -13,23 +14,13 @@ void batchrenorm_forward_train(T* out, T* mean, T* var, T* invstd, T* r, T* d, c
                                const T* gamma, const T* beta, const T* running_mean,
                                const T* running_var, double eps, const RenormLimits& lim,
                                const BatchNormShape& s) {
-  const int64_t M = s.count(), S = s.spatial, C = s.c;
+  const int64_t S = s.spatial, C = s.c;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    const double shift = M > 0 ? static_cast<double>(in[c * S]) : 0.0;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) {
-        const double dv = static_cast<double>(x[i]) - shift;
-        s1 += dv;
-        s2 += dv * dv;
-      }
-    }
-    const double m = M > 0 ? s1 / M : 0.0;
-    const double v = M > 0 ? std::max(0.0, (s2 - s1 * m) / M) : 0.0;
+    const ChannelMoments mv = channel_moments(in, s.n, C, S, c);
+    const double v = mv.var;
     const double is = 1.0 / std::sqrt(v + eps);
-    mean[c] = static_cast<T>(shift + m);
+    mean[c] = static_cast<T>(mv.mean);
     var[c] = static_cast<T>(v);
     invstd[c] = static_cast<T>(is);
     // r and d from the running statistics before this batch's update.
@@ -37,7 +28,7 @@ void batchrenorm_forward_train(T* out, T* mean, T* var, T* invstd, T* r, T* d, c
     const double sigma = std::sqrt(static_cast<double>(running_var[c]) + eps);
     const double rc = std::clamp(sigma_batch / sigma, 1.0 / lim.r_max, lim.r_max);
     const double dc =
-        std::clamp((shift + m - static_cast<double>(running_mean[c])) / sigma, -lim.d_max, lim.d_max);
+        std::clamp((mv.mean - static_cast<double>(running_mean[c])) / sigma, -lim.d_max, lim.d_max);
     r[c] = static_cast<T>(rc);
     d[c] = static_cast<T>(dc);
     const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
@@ -59,17 +50,9 @@ void batchrenorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, cons
   const int64_t M = s.count(), S = s.spatial, C = s.c;
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
-    const double m = mean[c], is = invstd[c], rc = r[c], dc = d[c];
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      const T* dy = dout + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) {
-        sum_dy += dy[i];
-        sum_dy_xhat += static_cast<double>(dy[i]) * (static_cast<double>(x[i]) - m);
-      }
-    }
-    sum_dy_xhat *= is;
+    const double is = invstd[c], rc = r[c], dc = d[c];
+    const ChannelGradSums gs = channel_grad_sums(dout, in, static_cast<double>(mean[c]), s.n, C, S, c);
+    const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
     // dgamma = sum dy * (xhat * r + d); dbeta = sum dy.
     if (dgamma) dgamma[c] += static_cast<T>(rc * sum_dy_xhat + dc * sum_dy);
     if (dbeta) dbeta[c] += static_cast<T>(sum_dy);

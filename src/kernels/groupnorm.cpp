@@ -3,6 +3,7 @@
 // double, so the statistics and din are the same for any thread count. The parameter gradients
 // are summed per channel over the samples in increasing order, one channel per task.
 #include "kernels/groupnorm.h"
+#include "kernels/channel_stats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,19 +21,11 @@ void groupnorm_forward(T* out, T* mean, T* var, T* invstd, const T* in, const T*
     const int64_t n = ng / G, g = ng % G;
     const T* x = in + (n * C + g * Cg) * S;  // the group's D values, contiguous
     T* y = out + (n * C + g * Cg) * S;
-    // Shifted one-pass sums (see batchnorm.cpp): exact enough when |mean| >> std.
-    const double shift = D > 0 ? static_cast<double>(x[0]) : 0.0;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t i = 0; i < D; ++i) {
-      const double d = static_cast<double>(x[i]) - shift;
-      s1 += d;
-      s2 += d * d;
-    }
-    const double m = D > 0 ? s1 / D : 0.0;
-    const double v = D > 0 ? std::max(0.0, (s2 - s1 * m) / D) : 0.0;
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean[ng] = static_cast<T>(shift + m);
-    var[ng] = static_cast<T>(v);
+    // The group's D values as one contiguous "channel" (channel_stats.h's shifted sums).
+    const ChannelMoments mv = channel_moments(x, 1, 1, D, 0);
+    const double is = 1.0 / std::sqrt(mv.var + eps);
+    mean[ng] = static_cast<T>(mv.mean);
+    var[ng] = static_cast<T>(mv.var);
     invstd[ng] = static_cast<T>(is);
     const T mu = mean[ng];
     for (int64_t k = 0; k < Cg; ++k) {

@@ -3,6 +3,7 @@
 // dbeta: one block of kColBlock positions per task, each position summed over r in increasing
 // order. Both give the same bits for any thread count.
 #include "kernels/layernorm.h"
+#include "kernels/channel_stats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,18 +22,10 @@ void layernorm_forward(T* out, T* mean, T* var, T* invstd, const T* in, const T*
   for (int64_t r = 0; r < s.rows; ++r) {
     const T* x = in + r * D;
     T* y = out + r * D;
-    const double shift = D > 0 ? static_cast<double>(x[0]) : 0.0;
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t j = 0; j < D; ++j) {
-      const double d = static_cast<double>(x[j]) - shift;
-      s1 += d;
-      s2 += d * d;
-    }
-    const double m = D > 0 ? s1 / D : 0.0;
-    const double v = D > 0 ? std::max(0.0, (s2 - s1 * m) / D) : 0.0;
-    const double is = 1.0 / std::sqrt(v + eps);
-    mean[r] = static_cast<T>(shift + m);
-    var[r] = static_cast<T>(v);
+    const ChannelMoments mv = channel_moments(x, 1, 1, D, 0);  // the row as one "channel"
+    const double is = 1.0 / std::sqrt(mv.var + eps);
+    mean[r] = static_cast<T>(mv.mean);
+    var[r] = static_cast<T>(mv.var);
     invstd[r] = static_cast<T>(is);
     const T mu = mean[r], ist = invstd[r];
     // (x - mean) first, as in batchnorm.cpp; then the per-position scale and shift.
