@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "gradcheck_util.h"
 #include "kernel_test_util.h"
 #include "kernels/batchnorm.h"
 #include "kernels/batchrenorm.h"
@@ -32,49 +33,8 @@ namespace k = kernels;
 using Vec = std::vector<double>;
 using test::random_doubles;
 
-constexpr double kH = 1e-6;
-
-struct GradCheck {
-  std::function<Vec()> forward;
-  Vec R;
-
-  double Loss(double* magnitude = nullptr) const {
-    const Vec out = forward();
-    double loss = 0, mag = 0;
-    for (size_t i = 0; i < out.size(); ++i) loss += out[i] * R[i], mag += std::fabs(out[i] * R[i]);
-    if (magnitude) *magnitude = mag;
-    return loss;
-  }
-
-  void Check(Vec& param, const Vec& analytic, const std::string& what) const {
-    ASSERT_EQ(param.size(), analytic.size()) << what;
-    double S = 0;
-    Loss(&S);
-    size_t bad = 0;
-    double worst = 0;
-    for (size_t i = 0; i < param.size(); ++i) {
-      const double v = param[i];
-      param[i] = v + kH;
-      const double plus = Loss();
-      param[i] = v - kH;
-      const double minus = Loss();
-      param[i] = v;
-      const double numeric = (plus - minus) / (2 * kH);
-      const double tol =
-          1e-6 * std::max(std::fabs(analytic[i]), std::fabs(numeric)) + 1e-9 * (1 + S);
-      worst = std::max(worst, std::fabs(numeric - analytic[i]) / tol);
-      if (!(std::fabs(numeric - analytic[i]) <= tol) && bad++ < 5)
-        ADD_FAILURE() << what << "[" << i << "]: analytic " << analytic[i] << ", numeric "
-                      << numeric << " (tolerance " << tol << ")";
-    }
-    if (std::getenv("NORMNET_TEST_VERBOSE"))
-      std::printf("%-50s checked %zu, worst error / tolerance = %.3g\n", what.c_str(), param.size(),
-                  worst);
-    EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << param.size() << " elements wrong";
-  }
-};
-
-Vec Zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0); }
+using test::GradCheck;
+using test::Zeros;
 
 // rm, rv: the running statistics r and d are computed from.
 void CheckBatchRenorm(const k::BatchNormShape& s, bool affine, const Vec& rm, const Vec& rv,

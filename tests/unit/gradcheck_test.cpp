@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "gradcheck_util.h"
 #include "kernel_test_util.h"
 #include "kernels/activation.h"
 #include "kernels/batchnorm.h"
@@ -38,59 +39,8 @@ namespace k = kernels;
 using Vec = std::vector<double>;
 using test::random_doubles;
 
-constexpr double kH = 1e-6;
-
-// loss = sum(forward() * R); forward reads the parameters the checks perturb in place.
-struct GradCheck {
-  std::function<Vec()> forward;
-  Vec R;
-  std::function<bool(size_t)> skip = nullptr;  // x_i near a kink
-  std::function<bool()> crossed = nullptr;     // the last forward() crossed a kink
-
-  double Loss(double* magnitude = nullptr) const {
-    const Vec out = forward();
-    double loss = 0, mag = 0;
-    for (size_t i = 0; i < out.size(); ++i) loss += out[i] * R[i], mag += std::fabs(out[i] * R[i]);
-    if (magnitude) *magnitude = mag;
-    return loss;
-  }
-
-  // Checks analytic == dL/dparam for every element of param (perturbed and restored).
-  void Check(Vec& param, const Vec& analytic, const std::string& what) const {
-    ASSERT_EQ(param.size(), analytic.size()) << what;
-    double S = 0;
-    Loss(&S);
-    size_t bad = 0, checked = 0;
-    double worst = 0;
-    for (size_t i = 0; i < param.size(); ++i) {
-      if (skip && skip(i)) continue;
-      const double v = param[i];
-      param[i] = v + kH;
-      const double plus = Loss();
-      const bool crossed_plus = crossed && crossed();
-      param[i] = v - kH;
-      const double minus = Loss();
-      const bool crossed_minus = crossed && crossed();
-      param[i] = v;
-      if (crossed_plus || crossed_minus) continue;
-      ++checked;
-      const double numeric = (plus - minus) / (2 * kH);
-      const double tol =
-          1e-6 * std::max(std::fabs(analytic[i]), std::fabs(numeric)) + 1e-9 * (1 + S);
-      worst = std::max(worst, std::fabs(numeric - analytic[i]) / tol);
-      if (!(std::fabs(numeric - analytic[i]) <= tol) && bad++ < 5)
-        ADD_FAILURE() << what << "[" << i << "]: analytic " << analytic[i] << ", numeric "
-                      << numeric << " (tolerance " << tol << ")";
-    }
-    if (std::getenv("NORMNET_TEST_VERBOSE"))
-      std::printf("%-50s checked %zu of %zu, worst error / tolerance = %.3g\n", what.c_str(),
-                  checked, param.size(), worst);
-    EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << checked << " elements wrong";
-    EXPECT_GE(checked, param.size() * 3 / 4) << what << ": too many points skipped";
-  }
-};
-
-Vec Zeros(int64_t n) { return Vec(static_cast<size_t>(n), 0.0); }
+using test::GradCheck;
+using test::Zeros;
 
 // ---------------------------------------------------------------- conv2d
 
