@@ -5,34 +5,16 @@
 #include "kernels/batchnorm_relu.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
-namespace {
-kernels::BatchNormShape bn_shape(const Shape& in) {
-  kernels::BatchNormShape s;
-  s.n = in[0];
-  s.c = in[1];
-  s.spatial = 1;
-  for (int i = 2; i < in.rank; ++i) s.spatial *= in[i];
-  return s;
-}
-}  // namespace
+using norm::channel_shape;
 
 BatchNorm::BatchNorm(const BatchNormOptions& o) : opt(o) {
-  check(o.num_features > 0, "BatchNorm: num_features must be positive, got ", o.num_features);
-  check(o.eps > 0, "BatchNorm: eps must be positive, got ", o.eps);
-  check(!o.momentum || (*o.momentum >= 0 && *o.momentum <= 1),
-        "BatchNorm: momentum must be in [0, 1] or none");
-  if (opt.affine) {
-    weight = Parameter("weight", Shape{o.num_features}, true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape{o.num_features}, true);
-  }
-  if (opt.track_running_stats) {
-    running_mean = Tensor(Shape{o.num_features});
-    running_var = Tensor::full(Shape{o.num_features}, 1.0f);
-  }
+  norm::check_batchnorm_options("BatchNorm", o.num_features, o.eps, o.momentum);
+  if (opt.affine) norm::init_affine(weight, bias, Shape{o.num_features});
+  if (opt.track_running_stats) norm::init_running_stats(running_mean, running_var, o.num_features);
 }
 
 std::string BatchNorm::describe() const {
@@ -48,13 +30,7 @@ std::string BatchNorm::describe() const {
 }
 
 Shape BatchNorm::output_shape(const Shape& in) const {
-  if (opt.dims == 2)
-    check(in.rank == 4, label(), ": expected 4D input (N, C, H, W), got ", in.str());
-  else
-    check(in.rank == 2 || in.rank == 3, label(), ": expected 2D or 3D input (N, C) or (N, C, L), got ",
-          in.str());
-  check(in[1] == opt.num_features, label(), ": expected ", opt.num_features, " channels, got input ",
-        in.str());
+  norm::check_batchnorm_input(label(), opt.dims, opt.num_features, in);
   return in;
 }
 
@@ -80,7 +56,7 @@ std::pair<Tensor, Tensor> BatchNorm::backward_add_relu(const Tensor& dy) {
 // the unfused sequence (kernels/batchnorm_relu.h).
 Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu) {
   output_shape(x.shape());
-  const kernels::BatchNormShape s = bn_shape(x.shape());
+  const kernels::BatchNormShape s = channel_shape(x.shape());
   input_ = x.contiguous();
   Tensor res = residual ? residual->contiguous() : Tensor();
   const float* r = residual ? res.data() : nullptr;
@@ -139,7 +115,7 @@ Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu
 
 std::pair<Tensor, Tensor> BatchNorm::run_backward(const Tensor& dy, bool residual) {
   check(input_.defined(), label(), ": backward called before forward");
-  const kernels::BatchNormShape s = bn_shape(input_.shape());
+  const kernels::BatchNormShape s = channel_shape(input_.shape());
   Tensor dx(input_.shape());
   Tensor dres = residual ? Tensor(input_.shape()) : Tensor();
   if (s.count() == 0) return {dx, dres};

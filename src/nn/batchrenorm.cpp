@@ -5,37 +5,21 @@
 #include "kernels/batchrenorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
-namespace {
-kernels::BatchNormShape brn_shape(const Shape& in) {
-  kernels::BatchNormShape s;
-  s.n = in[0];
-  s.c = in[1];
-  s.spatial = 1;
-  for (int i = 2; i < in.rank; ++i) s.spatial *= in[i];
-  return s;
-}
-}  // namespace
+using norm::channel_shape;
 
 BatchRenorm::BatchRenorm(const BatchRenormOptions& o) : opt(o) {
-  check(o.num_features > 0, "BatchRenorm: num_features must be positive, got ", o.num_features);
-  check(o.eps > 0, "BatchRenorm: eps must be positive, got ", o.eps);
-  check(!o.momentum || (*o.momentum >= 0 && *o.momentum <= 1),
-        "BatchRenorm: momentum must be in [0, 1] or none");
+  norm::check_batchnorm_options("BatchRenorm", o.num_features, o.eps, o.momentum);
   check(o.r_max >= 1, "BatchRenorm: r_max must be at least 1, got ", o.r_max);
   check(o.d_max >= 0, "BatchRenorm: d_max must be at least 0, got ", o.d_max);
   check(o.warmup_start >= 0 && o.warmup_end >= o.warmup_start,
         "BatchRenorm: warmup must be [start, end] with 0 <= start <= end, got [", o.warmup_start,
         ", ", o.warmup_end, "]");
-  if (opt.affine) {
-    weight = Parameter("weight", Shape{o.num_features}, true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape{o.num_features}, true);
-  }
-  running_mean = Tensor(Shape{o.num_features});
-  running_var = Tensor::full(Shape{o.num_features}, 1.0f);
+  if (opt.affine) norm::init_affine(weight, bias, Shape{o.num_features});
+  norm::init_running_stats(running_mean, running_var, o.num_features);
 }
 
 std::string BatchRenorm::describe() const {
@@ -53,13 +37,7 @@ std::string BatchRenorm::describe() const {
 }
 
 Shape BatchRenorm::output_shape(const Shape& in) const {
-  if (opt.dims == 2)
-    check(in.rank == 4, label(), ": expected 4D input (N, C, H, W), got ", in.str());
-  else
-    check(in.rank == 2 || in.rank == 3, label(),
-          ": expected 2D or 3D input (N, C) or (N, C, L), got ", in.str());
-  check(in[1] == opt.num_features, label(), ": expected ", opt.num_features,
-        " channels, got input ", in.str());
+  norm::check_batchnorm_input(label(), opt.dims, opt.num_features, in);
   return in;
 }
 
@@ -81,7 +59,7 @@ double BatchRenorm::current_d_max() const {
 
 Tensor BatchRenorm::forward(const Tensor& x) {
   output_shape(x.shape());
-  const kernels::BatchNormShape s = brn_shape(x.shape());
+  const kernels::BatchNormShape s = channel_shape(x.shape());
   input_ = x.contiguous();
   Tensor out(x.shape());
   const float* gamma = opt.affine ? weight.value.data() : nullptr;
@@ -115,7 +93,7 @@ Tensor BatchRenorm::forward(const Tensor& x) {
 
 Tensor BatchRenorm::backward(const Tensor& dy) {
   check(input_.defined(), label(), ": backward called before forward");
-  const kernels::BatchNormShape s = brn_shape(input_.shape());
+  const kernels::BatchNormShape s = channel_shape(input_.shape());
   Tensor dx(input_.shape());
   if (s.count() == 0) return dx;
   Tensor g = dy.contiguous();

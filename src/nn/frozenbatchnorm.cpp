@@ -6,6 +6,7 @@
 #include "kernels/batchnorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
@@ -33,15 +34,6 @@ Shape FrozenBatchNorm::output_shape(const Shape& in) const {
   return in;
 }
 
-namespace {
-kernels::BatchNormShape frozen_shape(const Shape& in) {
-  kernels::BatchNormShape s;
-  s.n = in[0];
-  s.c = in[1];
-  s.spatial = in[2] * in[3];
-  return s;
-}
-}  // namespace
 
 Tensor FrozenBatchNorm::forward(const Tensor& x) {
   output_shape(x.shape());
@@ -49,7 +41,7 @@ Tensor FrozenBatchNorm::forward(const Tensor& x) {
   Tensor out(x.shape());
   if (x.numel() == 0) return out;
   kernels::batchnorm_forward_eval(out.data(), input_.data(), running_mean.data(), running_var.data(),
-                                  weight.data(), bias.data(), eps, frozen_shape(x.shape()));
+                                  weight.data(), bias.data(), eps, norm::channel_shape(x.shape()));
   return out;
 }
 
@@ -61,7 +53,7 @@ Tensor FrozenBatchNorm::backward(const Tensor& dy) {
   // dx = dy * weight / sqrt(running_var + eps); no parameter gradients (all buffers).
   kernels::batchnorm_backward_eval<float>(dx.data(), nullptr, nullptr, g.data(), input_.data(),
                                    running_mean.data(), running_var.data(), weight.data(), eps,
-                                   frozen_shape(input_.shape()));
+                                   norm::channel_shape(input_.shape()));
   return dx;
 }
 

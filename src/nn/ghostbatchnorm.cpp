@@ -7,37 +7,25 @@
 #include "kernels/batchnorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
 namespace {
-// The virtual batch [b, e) of (N, C, S) as a BatchNormShape, and its element offset.
+// The virtual batch [b, e) of (N, C, S) as a BatchNormShape.
 kernels::BatchNormShape chunk_shape(const Shape& in, int64_t b, int64_t e) {
-  kernels::BatchNormShape s;
+  kernels::BatchNormShape s = norm::channel_shape(in);
   s.n = e - b;
-  s.c = in[1];
-  s.spatial = 1;
-  for (int i = 2; i < in.rank; ++i) s.spatial *= in[i];
   return s;
 }
 }  // namespace
 
 GhostBatchNorm::GhostBatchNorm(const GhostBatchNormOptions& o) : opt(o) {
-  check(o.num_features > 0, "GhostBatchNorm: num_features must be positive, got ", o.num_features);
+  norm::check_batchnorm_options("GhostBatchNorm", o.num_features, o.eps, o.momentum);
   check(o.virtual_batch_size > 0, "GhostBatchNorm: virtual_batch_size must be positive, got ",
         o.virtual_batch_size);
-  check(o.eps > 0, "GhostBatchNorm: eps must be positive, got ", o.eps);
-  check(!o.momentum || (*o.momentum >= 0 && *o.momentum <= 1),
-        "GhostBatchNorm: momentum must be in [0, 1] or none");
-  if (opt.affine) {
-    weight = Parameter("weight", Shape{o.num_features}, true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape{o.num_features}, true);
-  }
-  if (opt.track_running_stats) {
-    running_mean = Tensor(Shape{o.num_features});
-    running_var = Tensor::full(Shape{o.num_features}, 1.0f);
-  }
+  if (opt.affine) norm::init_affine(weight, bias, Shape{o.num_features});
+  if (opt.track_running_stats) norm::init_running_stats(running_mean, running_var, o.num_features);
 }
 
 std::string GhostBatchNorm::describe() const {
@@ -53,13 +41,7 @@ std::string GhostBatchNorm::describe() const {
 }
 
 Shape GhostBatchNorm::output_shape(const Shape& in) const {
-  if (opt.dims == 2)
-    check(in.rank == 4, label(), ": expected 4D input (N, C, H, W), got ", in.str());
-  else
-    check(in.rank == 2 || in.rank == 3, label(),
-          ": expected 2D or 3D input (N, C) or (N, C, L), got ", in.str());
-  check(in[1] == opt.num_features, label(), ": expected ", opt.num_features,
-        " channels, got input ", in.str());
+  norm::check_batchnorm_input(label(), opt.dims, opt.num_features, in);
   return in;
 }
 

@@ -4,6 +4,7 @@
 #include "kernels/groupnorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
@@ -25,11 +26,7 @@ GroupNorm::GroupNorm(const GroupNormOptions& o) : opt(o) {
   check(o.num_channels % o.num_groups == 0, "GroupNorm: num_channels (", o.num_channels,
         ") must be divisible by num_groups (", o.num_groups, ")");
   check(o.eps > 0, "GroupNorm: eps must be positive, got ", o.eps);
-  if (opt.affine) {
-    weight = Parameter("weight", Shape{o.num_channels}, true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape{o.num_channels}, true);
-  }
+  if (opt.affine) norm::init_affine(weight, bias, Shape{o.num_channels});
 }
 
 std::string GroupNorm::describe() const {

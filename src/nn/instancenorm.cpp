@@ -8,6 +8,7 @@
 #include "kernels/groupnorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
@@ -35,15 +36,8 @@ InstanceNorm::InstanceNorm(const InstanceNormOptions& o) : opt(o) {
   check(o.num_features > 0, k, ": num_features must be positive, got ", o.num_features);
   check(o.eps > 0, k, ": eps must be positive, got ", o.eps);
   check(o.momentum >= 0 && o.momentum <= 1, k, ": momentum must be in [0, 1], got ", o.momentum);
-  if (opt.affine) {
-    weight = Parameter("weight", Shape{o.num_features}, true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape{o.num_features}, true);
-  }
-  if (opt.track_running_stats) {
-    running_mean = Tensor(Shape{o.num_features});
-    running_var = Tensor::full(Shape{o.num_features}, 1.0f);
-  }
+  if (opt.affine) norm::init_affine(weight, bias, Shape{o.num_features});
+  if (opt.track_running_stats) norm::init_running_stats(running_mean, running_var, o.num_features);
 }
 
 std::string InstanceNorm::describe() const {

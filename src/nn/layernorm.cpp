@@ -4,6 +4,7 @@
 #include "kernels/layernorm.h"
 #include "normnet/error.h"
 #include "normnet/layers.h"
+#include "nn/norm_common.h"
 
 namespace normnet {
 
@@ -28,11 +29,7 @@ LayerNorm::LayerNorm(const LayerNormOptions& o) : opt(o) {
   for (int64_t d : ns)
     check(d > 0, "LayerNorm: normalized_shape sizes must be positive, got ", tuple_str(ns));
   check(o.eps > 0, "LayerNorm: eps must be positive, got ", o.eps);
-  if (opt.elementwise_affine) {
-    weight = Parameter("weight", Shape(ns), true);
-    weight.value.fill(1.0f);
-    bias = Parameter("bias", Shape(ns), true);
-  }
+  if (opt.elementwise_affine) norm::init_affine(weight, bias, Shape(ns));
 }
 
 std::string LayerNorm::describe() const {
