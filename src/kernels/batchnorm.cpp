@@ -23,13 +23,9 @@ void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, co
     invstd[c] = static_cast<T>(is);
     const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
     const double b = beta ? static_cast<double>(beta[c]) : 0.0;
-    // (x - mean) first: for |mean| >> std the subtraction is exact, x * alpha would not be.
     const T alpha = static_cast<T>(is * g), offset = static_cast<T>(b), mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      T* y = out + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - mu) * alpha + offset;
-    }
+    for (int64_t n = 0; n < s.n; ++n)
+      normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mu, alpha, offset);
   }
 }
 
@@ -44,9 +40,7 @@ void batchnorm_forward_eval(T* out, const T* in, const T* mean, const T* var, co
       const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
       const double b = beta ? static_cast<double>(beta[c]) : 0.0;
       const T alpha = static_cast<T>(is * g), offset = static_cast<T>(b), mu = mean[c];
-      const T* x = in + (n * C + c) * S;
-      T* y = out + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - mu) * alpha + offset;
+      normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mu, alpha, offset);
     }
 }
 
@@ -69,12 +63,9 @@ void batchnorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, const 
     const T k_x = static_cast<T>(g * is * is * sum_dy_xhat / M);
     const T k_0 = static_cast<T>(-g * is * sum_dy / M);
     const T mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      const T* dy = dout + (n * C + c) * S;
-      T* dx = din + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) dx[i] = dy[i] * k_dy - (x[i] - mu) * k_x + k_0;
-    }
+    for (int64_t n = 0; n < s.n; ++n)
+      bn_dx_add(din, static_cast<T*>(nullptr), dout, in, static_cast<const uint64_t*>(nullptr),
+                (n * C + c) * S, (n * C + c + 1) * S, k_dy, mu, k_x, k_0);
   }
 }
 

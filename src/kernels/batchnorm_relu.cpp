@@ -67,14 +67,9 @@ void normalize_relu(T* out, uint64_t* mask, const T* in, const T* residual, cons
     uint64_t bits = 0;
     while (i < end) {
       const int64_t c = row % C, stop = std::min(end, (row + 1) * S);
-      const T mu = k.mu[c], alpha = k.alpha[c], offset = k.offset[c];
-      for (; i < stop; ++i) {
-        T t = (in[i] - mu) * alpha + offset;
-        if constexpr (kResidual) t = t + residual[i];
-        const bool pass = t > T(0);
-        out[i] = pass ? t : T(0);
-        bits |= static_cast<uint64_t>(pass) << (i - begin);
-      }
+      bits |= normalize_relu_range(out, in, kResidual ? residual : static_cast<const T*>(nullptr), i,
+                                   stop, k.mu[c], k.alpha[c], k.offset[c]);
+      i = stop;
       ++row;
     }
     if (mask) mask[w] = bits;
@@ -88,18 +83,8 @@ void backward_train(T* din, T* dresidual, T* dgamma, T* dbeta, const T* dout, co
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < C; ++c) {
     const double m = mean[c], is = invstd[c];
-    double sum_dy = 0.0, sum_dy_xhat = 0.0;
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t row = (n * C + c) * S;
-      const T* x = in + row;
-      const T* dy = dout + row;
-      for (int64_t i = 0; i < S; ++i) {
-        const T g = relu_mask_bit(mask, row + i) ? dy[i] : T(0);
-        sum_dy += g;
-        sum_dy_xhat += static_cast<double>(g) * (static_cast<double>(x[i]) - m);
-      }
-    }
-    sum_dy_xhat *= is;
+    const ChannelGradSums gs = channel_grad_sums(dout, in, m, s.n, C, S, c, mask);
+    const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
     if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
     if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
     if ((!din && !dresidual) || M == 0) continue;
@@ -108,16 +93,8 @@ void backward_train(T* din, T* dresidual, T* dgamma, T* dbeta, const T* dout, co
     const T k_x = static_cast<T>(gm * is * is * sum_dy_xhat / M);
     const T k_0 = static_cast<T>(-gm * is * sum_dy / M);
     const T mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n) {
-      const int64_t row = (n * C + c) * S;
-      const T* x = in + row;
-      const T* dy = dout + row;
-      for (int64_t i = 0; i < S; ++i) {
-        const T g = relu_mask_bit(mask, row + i) ? dy[i] : T(0);
-        if (dresidual) dresidual[row + i] = g;
-        if (din) din[row + i] = g * k_dy - (x[i] - mu) * k_x + k_0;
-      }
-    }
+    for (int64_t n = 0; n < s.n; ++n)
+      bn_dx_add(din, dresidual, dout, in, mask, (n * C + c) * S, (n * C + c + 1) * S, k_dy, mu, k_x, k_0);
   }
 }
 

@@ -35,11 +35,8 @@ void batchrenorm_forward_train(T* out, T* mean, T* var, T* invstd, T* r, T* d, c
     const double b = beta ? static_cast<double>(beta[c]) : 0.0;
     // y = (x - mean) * (invstd * gamma * r) + (beta + gamma * d).
     const T alpha = static_cast<T>(is * g * rc), offset = static_cast<T>(b + g * dc), mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      T* y = out + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) y[i] = (x[i] - mu) * alpha + offset;
-    }
+    for (int64_t n = 0; n < s.n; ++n)
+      normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mu, alpha, offset);
   }
 }
 
@@ -63,12 +60,9 @@ void batchrenorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, cons
     const T k_x = static_cast<T>(g * is * is * sum_dy_xhat / M);
     const T k_0 = static_cast<T>(-g * is * sum_dy / M);
     const T mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n) {
-      const T* x = in + (n * C + c) * S;
-      const T* dy = dout + (n * C + c) * S;
-      T* dx = din + (n * C + c) * S;
-      for (int64_t i = 0; i < S; ++i) dx[i] = dy[i] * k_dy - (x[i] - mu) * k_x + k_0;
-    }
+    for (int64_t n = 0; n < s.n; ++n)
+      bn_dx_add(din, static_cast<T*>(nullptr), dout, in, static_cast<const uint64_t*>(nullptr),
+                (n * C + c) * S, (n * C + c + 1) * S, k_dy, mu, k_x, k_0);
   }
 }
 

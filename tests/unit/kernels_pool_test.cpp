@@ -5,6 +5,8 @@
 // they use the generic sqrt(terms) bound of expect_close on the sum of |terms|.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstring>
 #include <sstream>
 
 #include "kernel_test_util.h"
@@ -242,6 +244,43 @@ TEST(kernels_pool, MaxTiesPickFirst) {
           .pad(1)
           .ties(true)
           .TestMax();
+}
+
+// The 2x2 stride-2 kernel (vector lanes, no branches) on values where the choice is delicate:
+// NaN (the first NaN of a window wins and propagates), infinities, -0 and +0 (equal: the first
+// wins, so the sign of the result is the first zero's), ties. Checked bit for bit, with argmax,
+// against a scalar scan of each window in PyTorch's order; widths cover whole 8-lane blocks and
+// ragged ends.
+TEST(kernels_pool, Max2x2SpecialValuesBitExact) {
+  const float specials[] = {-INFINITY, -1.0f, -0.0f, 0.0f, 1.0f, INFINITY, NAN, 2.5f};
+  Rng rng(7);
+  for (int64_t w : {2, 3, 14, 15, 16, 17, 31, 34, 48})
+    for (int64_t h : {2, 5}) {
+      Pool2dShape s;
+      s.n = 2, s.c = 3, s.h = h, s.w = w, s.kernel_h = s.kernel_w = 2, s.stride_h = s.stride_w = 2;
+      const int64_t oh = s.out_h(), ow = s.out_w(), planes = s.n * s.c;
+      std::vector<float> in(static_cast<size_t>(planes * h * w));
+      for (auto& x : in) x = specials[rng.below(8)];
+      std::vector<float> out(static_cast<size_t>(planes * oh * ow));
+      std::vector<int32_t> am(out.size(), -7);
+      kernels::maxpool2d_forward(out.data(), am.data(), in.data(), s);
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t y = 0; y < oh; ++y)
+          for (int64_t x = 0; x < ow; ++x) {
+            const float* plane = in.data() + p * h * w;
+            int32_t best_i = static_cast<int32_t>(2 * y * w + 2 * x);
+            float best = plane[best_i];
+            for (int64_t k : {int64_t(1), w, w + 1}) {
+              const int32_t i = static_cast<int32_t>(2 * y * w + 2 * x + k);
+              if (best != best) break;
+              if (plane[i] > best || plane[i] != plane[i]) best = plane[i], best_i = i;
+            }
+            const int64_t o = (p * oh + y) * ow + x;
+            ASSERT_EQ(std::memcmp(&out[o], &best, sizeof best), 0)
+                << "w=" << w << " h=" << h << " output " << o << ": got " << out[o] << ", want " << best;
+            ASSERT_EQ(am[o], best_i) << "w=" << w << " h=" << h << " output " << o;
+          }
+    }
 }
 
 TEST(kernels_pool, LargerPlanes) {

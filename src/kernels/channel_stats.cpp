@@ -1,0 +1,129 @@
+// float versions of channel_stats.h's loops, compiled for AVX-512, AVX2+FMA and baseline x86-64
+// (chosen at run time). They compute what the generic templates compute, lane for lane: the
+// aligned middle runs 16 elements (one per lane) per iteration with GCC vector extensions, the
+// ragged head and tail run element by element into the same lanes.
+#include "kernels/channel_stats.h"
+
+#include <cstring>
+
+namespace normnet::kernels {
+
+#if defined(__x86_64__) && !defined(__clang__)
+#define NORMNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NORMNET_MULTIVERSION
+#endif
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+// Helpers are always inlined: GCC does not inline a plain function into a target clone.
+#define NORMNET_INLINE inline __attribute__((always_inline))
+typedef float f16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
+typedef double d16 __attribute__((vector_size(128)));
+
+namespace {
+
+NORMNET_INLINE f16 load(const float* p) {
+  f16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+NORMNET_INLINE void store(float* p, f16 v) { std::memcpy(p, &v, sizeof v); }
+NORMNET_INLINE d16 load_lanes(const double* p) {
+  d16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+NORMNET_INLINE void store_lanes(double* p, d16 v) { std::memcpy(p, &v, sizeof v); }
+
+// The 16 mask bits of elements [k, k + 16), k a multiple of 16, as all-ones / zero lanes.
+NORMNET_INLINE i16 mask_lanes(const uint64_t* mask, int64_t k) {
+  const int32_t bits = static_cast<int32_t>((mask[k >> 6] >> (k & 63)) & 0xffffu);
+  const i16 one = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+  return (bits & one) != 0;
+}
+
+NORMNET_INLINE int64_t head_end(int64_t begin, int64_t end) {
+  return std::min(end, (begin + kLanes - 1) / kLanes * kLanes);
+}
+
+}  // namespace
+
+NORMNET_MULTIVERSION
+void moments_add(LaneSums& s, const float* x, int64_t begin, int64_t end, double shift) {
+  int64_t k = head_end(begin, end);
+  moments_add<float>(s, x, begin, k, shift);
+  d16 a = load_lanes(s.a), b = load_lanes(s.b);
+  const d16 sh = shift - d16{};
+  for (; k + kLanes <= end; k += kLanes) {
+    const d16 d = __builtin_convertvector(load(x + k), d16) - sh;
+    a += d;
+    b += d * d;
+  }
+  store_lanes(s.a, a);
+  store_lanes(s.b, b);
+  moments_add<float>(s, x, k, end, shift);
+}
+
+NORMNET_MULTIVERSION
+void grad_sums_add(LaneSums& s, const float* dy, const float* x, const uint64_t* mask, int64_t begin,
+                   int64_t end, double mean) {
+  int64_t k = head_end(begin, end);
+  grad_sums_add<float>(s, dy, x, mask, begin, k, mean);
+  d16 a = load_lanes(s.a), b = load_lanes(s.b);
+  const d16 m = mean - d16{};
+  for (; k + kLanes <= end; k += kLanes) {
+    f16 g = load(dy + k);
+    if (mask) g = reinterpret_cast<f16>(reinterpret_cast<i16>(g) & mask_lanes(mask, k));
+    const d16 gd = __builtin_convertvector(g, d16);
+    a += gd;
+    b += gd * (__builtin_convertvector(load(x + k), d16) - m);
+  }
+  store_lanes(s.a, a);
+  store_lanes(s.b, b);
+  grad_sums_add<float>(s, dy, x, mask, k, end, mean);
+}
+
+NORMNET_MULTIVERSION
+void normalize_range(float* y, const float* x, int64_t begin, int64_t end, float mu, float alpha,
+                     float offset) {
+  int64_t k = head_end(begin, end);
+  normalize_range<float>(y, x, begin, k, mu, alpha, offset);
+  for (; k + kLanes <= end; k += kLanes) store(y + k, (load(x + k) - mu) * alpha + offset);
+  normalize_range<float>(y, x, k, end, mu, alpha, offset);
+}
+
+NORMNET_MULTIVERSION
+uint64_t normalize_relu_range(float* y, const float* x, const float* residual, int64_t begin,
+                              int64_t end, float mu, float alpha, float offset) {
+  int64_t k = head_end(begin, end);
+  uint64_t bits = normalize_relu_range<float>(y, x, residual, begin, k, mu, alpha, offset);
+  const i16 one = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
+  for (; k + kLanes <= end; k += kLanes) {
+    f16 t = (load(x + k) - mu) * alpha + offset;
+    if (residual) t = t + load(residual + k);
+    const i16 pass = t > 0.0f;
+    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & pass));
+    const i16 b = pass & one;
+    int32_t word = 0;
+    for (int j = 0; j < kLanes; ++j) word |= b[j];
+    bits |= static_cast<uint64_t>(static_cast<uint32_t>(word)) << (k & 63);
+  }
+  return bits | normalize_relu_range<float>(y, x, residual, k, end, mu, alpha, offset);
+}
+
+NORMNET_MULTIVERSION
+void bn_dx_add(float* dx, float* dresidual, const float* dy, const float* x, const uint64_t* mask,
+               int64_t begin, int64_t end, float k_dy, float mu, float k_x, float k_0) {
+  int64_t k = head_end(begin, end);
+  bn_dx_add<float>(dx, dresidual, dy, x, mask, begin, k, k_dy, mu, k_x, k_0);
+  for (; k + kLanes <= end; k += kLanes) {
+    f16 g = load(dy + k);
+    if (mask) g = reinterpret_cast<f16>(reinterpret_cast<i16>(g) & mask_lanes(mask, k));
+    if (dresidual) store(dresidual + k, g);
+    if (dx) store(dx + k, g * k_dy - (load(x + k) - mu) * k_x + k_0);
+  }
+  bn_dx_add<float>(dx, dresidual, dy, x, mask, k, end, k_dy, mu, k_x, k_0);
+}
+
+}  // namespace normnet::kernels
