@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
     m.init_parameters(1);
     if (eval) m.net->eval();
     else m.net->train();
+    set_input_is_data(*m.net);  // as the trainer: no gradient for the images
     Tensor x(m.batch_shape(batch));
     for (int64_t i = 0; i < x.numel(); ++i)
       x.data()[i] = static_cast<float>((i * 2654435761u) % 1000) / 500.0f - 1.0f;

@@ -61,6 +61,11 @@ class Module {
   void zero_grad();
   int64_t parameter_count();
 
+  // False for a layer whose input is the data (set_input_is_data): its backward may skip the
+  // input gradient and return an undefined tensor, as PyTorch does for inputs that do not
+  // require grad. Convolutions use it.
+  bool needs_input_grad = true;
+
   std::string path;  // dotted path in the tree ("" for the root), for error messages
   std::string label() const;  // "BatchNorm2d 'features.bn1'"
 
@@ -69,5 +74,10 @@ class Module {
 };
 
 using ModulePtr = std::unique_ptr<Module>;
+
+// Marks the first layer that sees the network's input (following first children of
+// containers; not through a Residual or Concat, whose input feeds several branches) as not
+// needing the input gradient. The trainer does this: nothing uses the gradient of the data.
+void set_input_is_data(Module& root);
 
 }  // namespace normnet

@@ -38,6 +38,9 @@ class Tensor {
   Tensor() = default;                       // holds no buffer: defined() is false
   explicit Tensor(const Shape& shape);      // zero-filled, contiguous
   static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  // Contiguous, contents unspecified (a reused buffer): for kernel outputs that write every
+  // element, which saves the zero fill on the hot path.
+  static Tensor empty(const Shape& shape);
   static Tensor full(const Shape& shape, float value);
   static Tensor from(const Shape& shape, const std::vector<float>& values);
 
@@ -72,7 +75,7 @@ class Tensor {
   int64_t offset_ = 0;
 };
 
-// Allocates n floats aligned to 64 bytes, zero-filled.
-std::shared_ptr<float[]> allocate_floats(int64_t n);
+// Allocates n floats aligned to 64 bytes, zero-filled unless zero is false.
+std::shared_ptr<float[]> allocate_floats(int64_t n, bool zero = true);
 
 }  // namespace normnet

@@ -50,7 +50,7 @@ std::string Shape::str() const {
 // allocates the same sizes every time, and a fresh allocation of a large block costs a system
 // call and a page fault per 4 KiB page (about a tenth of a small network's step). The cache
 // holds at most kMaxCachedBytes; a buffer that does not fit is freed. Buffers are zero-filled
-// when handed out, cached or not.
+// when handed out, cached or not, except for Tensor::empty.
 namespace {
 
 constexpr size_t kMaxCachedBytes = size_t{1} << 30;
@@ -91,13 +91,13 @@ BufferCache& buffer_cache() {
 
 }  // namespace
 
-std::shared_ptr<float[]> allocate_floats(int64_t n) {
+std::shared_ptr<float[]> allocate_floats(int64_t n, bool zero) {
   size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;
   float* p = buffer_cache().take(bytes);
   if (!p) p = static_cast<float*>(std::aligned_alloc(64, bytes));
   if (!p) fail("out of memory allocating ", bytes, " bytes for a tensor");
-  std::memset(p, 0, bytes);
+  if (zero) std::memset(p, 0, bytes);
   return std::shared_ptr<float[]>(p, [bytes](float* q) { buffer_cache().give(q, bytes); });
 }
 
@@ -111,6 +111,14 @@ static void contiguous_strides(const Shape& s, std::array<int64_t, kMaxDims>& st
 
 Tensor::Tensor(const Shape& shape) : storage_(allocate_floats(shape.numel())), shape_(shape) {
   contiguous_strides(shape_, strides_);
+}
+
+Tensor Tensor::empty(const Shape& shape) {
+  Tensor t;
+  t.storage_ = allocate_floats(shape.numel(), false);
+  t.shape_ = shape;
+  contiguous_strides(t.shape_, t.strides_);
+  return t;
 }
 
 Tensor Tensor::full(const Shape& shape, float value) {

@@ -5,8 +5,9 @@
 // Backward:  dcol_g = W_g^T * dout_g, scattered back (the adjoint of im2col) -> din
 //            dW_g^T = sum_n col_{n,g} * dout_{n,g}^T, then added to dW transposed
 //            dbias += sum_{n,p} dout
-// Threads: samples are independent in forward and din; dW is split by blocks of K rows and each
-// element sums the samples in order 0..N-1, so results are identical for any thread count.
+// Threads: samples are independent in forward and din; dW is summed over fixed chunks of 8
+// samples (one task each, samples in order inside a chunk), then over the chunks in order, so
+// results are identical for any thread count.
 #include "kernels/conv2d.h"
 
 #include <algorithm>
@@ -152,44 +153,44 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   }
 
   // W_g^T (K x Co_g) once, for dcol = W_g^T * dout_g.
-  std::vector<T> wT(static_cast<size_t>(G * K * cog));
-  for (int64_t g = 0; g < G; ++g) transpose(wT.data() + g * K * cog, weight + g * cog * K, cog, K);
-  // Per sample and group: columns col[n][g] (K x P) and dout^T[n][g] (P x Co_g), kept for dW.
-  std::vector<T> col(static_cast<size_t>(s.n * G * K * P));
-  std::vector<T> doutT(static_cast<size_t>(s.n * G * P * cog));
+  std::vector<T> wT(din ? static_cast<size_t>(G * K * cog) : 0);
+  if (din)
+    for (int64_t g = 0; g < G; ++g) transpose(wT.data() + g * K * cog, weight + g * cog * K, cog, K);
   if (din) std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
+  // Samples in fixed chunks of kChunk, one task each: a task builds each sample's columns once
+  // for both products and adds into its own dW^T partial (K x Co_g per group); the partials are
+  // then added in chunk order. The chunks do not depend on the thread count, so neither does
+  // any sum. Only one sample's columns per thread are ever held.
+  const int64_t kChunk = 8, chunks = (s.n + kChunk - 1) / kChunk;
+  const int64_t wsize = G * K * cog;
+  std::vector<T> partial(static_cast<size_t>(chunks * wsize), T(0));
 #pragma omp parallel
   {
+    std::vector<T> col(static_cast<size_t>(K * P)), doutT(static_cast<size_t>(P * cog));
     std::vector<T> dcol(din ? static_cast<size_t>(K * P) : 0);
 #pragma omp for schedule(static)
-    for (int64_t n = 0; n < s.n; ++n)
-      for (int64_t g = 0; g < G; ++g) {
-        const T* dy = dout + (n * s.c_out + g * cog) * P;
-        im2col(col.data() + (n * G + g) * K * P, in + (n * s.c_in + g * cig) * s.h * s.w, cig, s);
-        transpose(doutT.data() + (n * G + g) * P * cog, dy, cog, P);
-        if (din) {
-          gemm(false, false, K, P, cog, wT.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
-          col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, dcol.data(), cig, s);
+    for (int64_t j = 0; j < chunks; ++j)
+      for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
+        for (int64_t g = 0; g < G; ++g) {
+          const T* dy = dout + (n * s.c_out + g * cog) * P;
+          // dW_g^T (K x Co_g) += col (K x P) * dout_g^T (P x Co_g)
+          im2col(col.data(), in + (n * s.c_in + g * cig) * s.h * s.w, cig, s);
+          transpose(doutT.data(), dy, cog, P);
+          gemm(false, false, K, cog, P, col.data(), P, doutT.data(), cog, T(1),
+               partial.data() + j * wsize + g * K * cog, cog);
+          if (din) {
+            gemm(false, false, K, P, cog, wT.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
+            col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, dcol.data(), cig, s);
+          }
         }
-      }
-  }
-
-  // dW_g^T rows [k0, k1) (K x Co_g) = sum over n in order of col[n][g][k0:k1] * dout^T[n][g]:
-  // each element is summed by one thread in a fixed order, whatever the thread count.
-  std::vector<T> dwT(static_cast<size_t>(G * K * cog));
-  const int64_t kRows = 32;
-  const int64_t blocks = (K + kRows - 1) / kRows;
-#pragma omp parallel for schedule(static)
-  for (int64_t b = 0; b < G * blocks; ++b) {
-    const int64_t g = b / blocks, k0 = (b % blocks) * kRows, rows = std::min(kRows, K - k0);
-    T* dst = dwT.data() + (g * K + k0) * cog;
-    for (int64_t n = 0; n < s.n; ++n)
-      gemm(false, false, rows, cog, P, col.data() + ((n * G + g) * K + k0) * P, P,
-           doutT.data() + (n * G + g) * P * cog, cog, T(1), dst, cog);
   }
   for (int64_t g = 0; g < G; ++g)
     for (int64_t o = 0; o < cog; ++o)
-      for (int64_t k = 0; k < K; ++k) dweight[(g * cog + o) * K + k] += dwT[(g * K + k) * cog + o];
+      for (int64_t k = 0; k < K; ++k) {
+        T acc = T(0);
+        for (int64_t j = 0; j < chunks; ++j) acc += partial[j * wsize + (g * K + k) * cog + o];
+        dweight[(g * cog + o) * K + k] += acc;
+      }
 }
 
 template void conv2d_forward<float>(float*, const float*, const float*, const float*, const Conv2dShape&);

@@ -61,7 +61,7 @@ Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu
   Tensor res = residual ? residual->contiguous() : Tensor();
   const float* r = residual ? res.data() : nullptr;
   epilogue_ = residual ? 2 : relu ? 1 : 0;
-  Tensor out(x.shape());
+  Tensor out = Tensor::empty(x.shape());  // every kernel below writes all of it
   const float* gamma = opt.affine ? weight.value.data() : nullptr;
   const float* beta = opt.affine ? bias.value.data() : nullptr;
   used_batch_stats_ = training_ || !opt.track_running_stats;
@@ -116,9 +116,9 @@ Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu
 std::pair<Tensor, Tensor> BatchNorm::run_backward(const Tensor& dy, bool residual) {
   check(input_.defined(), label(), ": backward called before forward");
   const kernels::BatchNormShape s = channel_shape(input_.shape());
-  Tensor dx(input_.shape());
-  Tensor dres = residual ? Tensor(input_.shape()) : Tensor();
-  if (s.count() == 0) return {dx, dres};
+  if (s.count() == 0) return {Tensor(input_.shape()), residual ? Tensor(input_.shape()) : Tensor()};
+  Tensor dx = Tensor::empty(input_.shape());  // every kernel below writes all of it
+  Tensor dres = residual ? Tensor::empty(input_.shape()) : Tensor();
   Tensor g = dy.contiguous();
   float* dgamma = opt.affine ? weight.grad.data() : nullptr;
   float* dbeta = opt.affine ? bias.grad.data() : nullptr;

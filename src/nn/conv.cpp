@@ -78,7 +78,7 @@ Shape Conv::output_shape(const Shape& in) const {
 }
 
 Tensor Conv::forward(const Tensor& x) {
-  Tensor out(output_shape(x.shape()));
+  Tensor out = Tensor::empty(output_shape(x.shape()));  // the GEMM overwrites it
   input_ = x.contiguous();
   kernels::conv2d_forward(out.data(), input_.data(), weight.value.data(),
                           opt.bias ? bias.value.data() : nullptr, conv_shape(opt, x.shape()));
@@ -87,9 +87,10 @@ Tensor Conv::forward(const Tensor& x) {
 
 Tensor Conv::backward(const Tensor& dy) {
   check(input_.defined(), label(), ": backward called before forward");
-  Tensor dx(input_.shape());
+  Tensor dx = needs_input_grad ? Tensor::empty(input_.shape()) : Tensor();  // zeroed by the kernel
   Tensor g = dy.contiguous();
-  kernels::conv2d_backward(dx.data(), weight.grad.data(), opt.bias ? bias.grad.data() : nullptr,
+  kernels::conv2d_backward(needs_input_grad ? dx.data() : nullptr, weight.grad.data(),
+                           opt.bias ? bias.grad.data() : nullptr,
                            g.data(), input_.data(), weight.value.data(),
                            conv_shape(opt, input_.shape()));
   return dx;

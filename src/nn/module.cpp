@@ -39,4 +39,16 @@ int64_t Module::parameter_count() {
 
 std::string Module::label() const { return kind() + " '" + (path.empty() ? "<root>" : path) + "'"; }
 
+void set_input_is_data(Module& root) {
+  Module* m = &root;
+  for (;;) {
+    const std::string k = m->kind();
+    if (k == "Residual" || k == "Concat") return;
+    auto kids = m->children();
+    if (kids.empty()) break;
+    m = kids.front().second;
+  }
+  m->needs_input_grad = false;
+}
+
 }  // namespace normnet

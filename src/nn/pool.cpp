@@ -53,7 +53,7 @@ Shape Pool::output_shape(const Shape& in) const {
 }
 
 Tensor Pool::forward(const Tensor& x) {
-  Tensor out(output_shape(x.shape()));
+  Tensor out = Tensor::empty(output_shape(x.shape()));  // the kernels write every output
   Tensor in = x.contiguous();
   in_shape_ = x.shape();
   const kernels::Pool2dShape s = pool_shape(opt, in_shape_);
@@ -68,7 +68,7 @@ Tensor Pool::forward(const Tensor& x) {
 
 Tensor Pool::backward(const Tensor& dy) {
   check(in_shape_.rank > 0, label(), ": backward called before forward");
-  Tensor dx(in_shape_);
+  Tensor dx = Tensor::empty(in_shape_);  // the kernels zero each plane first
   Tensor g = dy.contiguous();
   const kernels::Pool2dShape s = pool_shape(opt, in_shape_);
   if (opt.max) kernels::maxpool2d_backward(dx.data(), g.data(), argmax_.data(), s);

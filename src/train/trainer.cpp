@@ -41,6 +41,7 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
   Optimizer opt(m.net->named_parameters(), cfg.optimizer);
   CrossEntropyLoss loss(cfg.label_smoothing);
   m.net->train();
+  set_input_is_data(*m.net);  // conv1 skips the gradient of the images
   const int64_t N = data.size();
   const int64_t steps_per_epoch = (N + cfg.batch_size - 1) / cfg.batch_size;
   const int64_t total_steps = steps_per_epoch * cfg.epochs;
