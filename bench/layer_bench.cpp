@@ -1,10 +1,11 @@
 // layer_bench: where a training step's time goes, layer by layer.
 //
-//   build/layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval]
+//   build/layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]]
 //
 // Builds the model (zoo name or JSON file), feeds a deterministic random batch, and times each
 // top-level layer's forward and backward (training mode; --eval: forward in eval mode only),
-// median over R repetitions after one warm-up. Threads: OMP_NUM_THREADS. Prints one JSON
+// median over R repetitions after one warm-up. --fold (with --eval) times the model with every
+// foldable BatchNorm folded into the convolution before it (normnet fold). Threads: OMP_NUM_THREADS. Prints one JSON
 // object per layer and one for the whole step:
 //   {"layer":..., "kind":..., "forward_ms":..., "backward_ms":..., "gflops":...}
 // "gflops" is given for Conv2d and Linear (2 * multiply-adds of forward + both backward
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "normnet/fold.h"
 #include "normnet/layers.h"
 #include "normnet/model.h"
 
@@ -55,7 +57,7 @@ int main(int argc, char** argv) {
   std::string model = "seed001";
   int64_t batch = 128;
   int reps = 10;
-  bool eval = false;
+  bool eval = false, fold = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -69,8 +71,9 @@ int main(int argc, char** argv) {
     else if (a == "--batch") batch = std::atoll(next().c_str());
     else if (a == "--reps") reps = std::atoi(next().c_str());
     else if (a == "--eval") eval = true;
+    else if (a == "--fold") fold = eval = true;
     else {
-      std::fprintf(stderr, "usage: layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval]\n");
+      std::fprintf(stderr, "usage: layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]]\n");
       return 2;
     }
   }
@@ -81,6 +84,7 @@ int main(int argc, char** argv) {
   try {
     Model m = load_model(model);
     m.init_parameters(1);
+    if (fold) m = fold_batchnorm(m);
     if (eval) m.net->eval();
     else m.net->train();
     set_input_is_data(*m.net);  // as the trainer: no gradient for the images

@@ -75,6 +75,11 @@ class Tensor {
   int64_t offset_ = 0;
 };
 
+// Frees the buffers kept for reuse (see tensor.cpp). Call it between phases that allocate
+// different sizes (the evaluation after training epochs does), so that peak memory is the
+// larger phase's, not the sum of both.
+void release_cached_buffers();
+
 // Allocates n floats aligned to 64 bytes, zero-filled unless zero is false.
 std::shared_ptr<float[]> allocate_floats(int64_t n, bool zero = true);
 

@@ -91,6 +91,14 @@ BufferCache& buffer_cache() {
 
 }  // namespace
 
+void release_cached_buffers() {
+  BufferCache& c = buffer_cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& [bytes, p] : c.free_blocks) std::free(p);
+  c.free_blocks.clear();
+  c.cached = 0;
+}
+
 std::shared_ptr<float[]> allocate_floats(int64_t n, bool zero) {
   size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
   bytes = (bytes + 63) / 64 * 64;

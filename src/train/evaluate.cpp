@@ -13,6 +13,7 @@ EvalResult evaluate(Model& m, const Dataset& data, int64_t batch_size) {
   r.confusion.assign(static_cast<size_t>(K * K), 0);
   const bool was_training = m.net->training();
   m.net->eval();
+  release_cached_buffers();  // the training batches' buffers: other sizes than evaluation's
   CrossEntropyLoss loss;
   double loss_sum = 0.0;
   for (int64_t b = 0; b < N; b += batch_size) {
@@ -38,6 +39,7 @@ EvalResult evaluate(Model& m, const Dataset& data, int64_t batch_size) {
     for (int64_t j = 0; j < K; ++j) row += r.confusion[k * K + j];
     r.per_class_accuracy.push_back(row ? static_cast<double>(r.confusion[k * K + k]) / row : 0.0);
   }
+  release_cached_buffers();  // evaluation's buffers, before training resumes
   return r;
 }
 
