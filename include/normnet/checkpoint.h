@@ -12,6 +12,7 @@
 #include "normnet/model.h"
 #include "normnet/optim.h"
 #include "normnet/safetensors.h"
+#include "normnet/train.h"
 
 namespace normnet {
 
@@ -30,12 +31,27 @@ struct LoadedCheckpoint {
 };
 LoadedCheckpoint load_checkpoint(const std::string& path);
 
+// A point to resume training from: one file (train-state.safetensors) holding the model
+// (tensors "model.<state_dict name>", its description, normalization and counters), the
+// optimizer state ("<param>.momentum_buffer" or ".exp_avg", ".exp_avg_sq", and its step count)
+// and where the run stands. One file, written atomically, so the parts always agree.
 struct TrainState {
-  int64_t epoch = 0;   // epochs completed
-  int64_t step = 0;    // optimizer steps taken
-  std::array<uint64_t, 4> rng{};
+  TrainProgress progress;
+  std::string config;  // the caller's settings, JSON text, kept as given ("normnet.train_config")
+  Normalization norm;
 };
-void save_train_state(const std::string& path, Optimizer& opt, const TrainState& s);
-TrainState load_train_state(const std::string& path, Optimizer& opt);
+void save_train_state(const std::string& path, Model& m, Optimizer& opt, const TrainState& s);
+
+struct LoadedTrainState {
+  Model model;      // built from the stored description; parameters, buffers, counters loaded
+  TrainState state;
+  std::string optimizer;  // the kind the moments are for: sgd | adam | adamw
+  StFile file;      // the file's tensors (restore_optimizer takes the moments from it)
+};
+// Reads and checks the file; errors name it and the entry at fault.
+LoadedTrainState load_train_state(const std::string& path);
+// Copies the stored moments and step count into opt, which must be built over the loaded
+// model's parameters with an optimizer of the stored kind.
+void restore_optimizer(const LoadedTrainState& s, Optimizer& opt);
 
 }  // namespace normnet

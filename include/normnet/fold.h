@@ -2,9 +2,9 @@
 // docs/normalization.md, "Folding BN for deployment").
 //
 // Represents: the rewrite of a trained model in which every BatchNorm1d/2d that directly
-// follows a Conv1d, Conv2d or Linear in a sequence (the top level, a Residual body or shortcut)
-// and tracks running statistics is merged into that layer. In evaluation BN is the fixed
-// per-channel affine map y = (z - rm) * s + beta with s = gamma / sqrt(rv + eps), so for
+// follows a Conv1d, Conv2d or Linear in a sequence (the top level, a Residual body or shortcut, a
+// Concat branch) and tracks running statistics is merged into that layer. In evaluation BN is
+// the fixed per-channel affine map y = (z - rm) * s + beta with s = gamma / sqrt(rv + eps), so for
 // z = W x + b:
 //   W'[o, ...] = W[o, ...] * s[o]        b'[o] = (b[o] - rm[o]) * s[o] + beta[o]
 // (b = 0 when the layer had no bias: it gets one; gamma = 1, beta = 0 without affine), computed

@@ -164,6 +164,9 @@ class Dropout : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   void reset_parameters(Rng& rng) override { seed = rng.next_u64(); }
+  std::vector<std::pair<std::string, uint64_t*>> own_counters() override {
+    return {{"seed", &seed}, {"calls", &calls}};
+  }
   double p;
   uint64_t seed = 0, calls = 0;  // mask of call k: hash(seed + k, element index)
  private:
@@ -211,6 +214,11 @@ class Residual : public Module {
   Tensor backward(const Tensor& dy) override;
   std::vector<std::pair<std::string, Module*>> children() override;
   void fuse(bool on);  // see Sequential::fuse
+  // The parts, for code that walks the graph (ONNX export): shortcut null or empty is the
+  // identity; post null is no activation.
+  Sequential& body() { return *body_; }
+  Sequential* shortcut() { return shortcut_.get(); }
+  Module* post() { return post_.get(); }
  private:
   std::unique_ptr<Sequential> body_, shortcut_;
   std::string shortcut_name_;
@@ -231,6 +239,11 @@ class Concat : public Module {
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
   std::vector<std::pair<std::string, Module*>> children() override;
+  // The branches in order, for code that walks the graph (an empty branch is the identity;
+  // children() leaves empty ones out).
+  const std::vector<std::pair<std::string, std::unique_ptr<Sequential>>>& branches() const {
+    return branches_;
+  }
  private:
   std::vector<std::pair<std::string, std::unique_ptr<Sequential>>> branches_;
   std::vector<int64_t> widths_;  // each branch's channels in the last forward

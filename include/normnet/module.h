@@ -50,6 +50,9 @@ class Module {
   virtual std::vector<Parameter*> own_parameters() { return {}; }
   virtual std::vector<Buffer> own_buffers() { return {}; }
   virtual std::vector<std::pair<std::string, Module*>> children() { return {}; }
+  // Integers outside the state_dict that training advances and an exact resume must restore
+  // (Dropout's mask seed and call count), as (local name, pointer).
+  virtual std::vector<std::pair<std::string, uint64_t*>> own_counters() { return {}; }
 
   void train(bool on = true);
   void eval() { train(false); }
@@ -58,6 +61,7 @@ class Module {
   // Depth-first, children in order, own entries first: the order of PyTorch's state_dict().
   std::vector<std::pair<std::string, Parameter*>> named_parameters(const std::string& prefix = "");
   std::vector<std::pair<std::string, Buffer>> named_buffers(const std::string& prefix = "");
+  std::vector<std::pair<std::string, uint64_t*>> named_counters(const std::string& prefix = "");
   void zero_grad();
   int64_t parameter_count();
 

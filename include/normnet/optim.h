@@ -43,6 +43,16 @@ class Optimizer {
   int64_t steps_ = 0;
 };
 
+// The total 2-norm of the gradients, sqrt(sum of g^2 over every element of every parameter),
+// summed in double in parameter order on one thread: the same bits for any thread count. Not
+// finite exactly when some gradient element is not (float squares cannot overflow a double sum).
+double grad_norm(const std::vector<std::pair<std::string, Parameter*>>& params);
+// torch.nn.utils.clip_grad_norm_(params, max_norm) with norm type 2: when
+// c = max_norm / (total + 1e-6) is below 1, every gradient is multiplied by c (rounded to
+// float). Returns the total norm before clipping; a non-finite total leaves the gradients as
+// they are (the trainer stops on it).
+double clip_grad_norm(const std::vector<std::pair<std::string, Parameter*>>& params, double max_norm);
+
 struct ScheduleOptions {
   std::string kind = "constant";  // constant | step | cosine | onecycle
   int64_t warmup_steps = 0;       // linear warm-up from lr/warmup to lr, then the schedule

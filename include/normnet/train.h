@@ -1,5 +1,6 @@
 // The training loop and evaluation used by the command line and by library users.
 #pragma once
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   OptimizerOptions optimizer;
   ScheduleOptions schedule;
+  double clip_grad_norm = 0.0;   // > 0: clip_grad_norm (optim.h) to this before every update
+  int64_t checkpoint_every = 0;  // > 0: on_checkpoint also after every this many steps
 };
 
 struct EpochMetrics {
@@ -39,6 +42,22 @@ struct EpochMetrics {
   double train_loss = 0, train_accuracy = 0, test_loss = 0, test_accuracy = 0;
   double seconds = 0, images_per_second = 0, lr = 0;
 };
+
+// Where a run stands. Together with the model (parameters, buffers, counters) and the optimizer
+// (moments, step count) it is all a run needs to continue exactly as if it had never stopped
+// (docs/checkpoint-format.md).
+struct TrainProgress {
+  int64_t epoch = 0;          // epochs completed
+  int64_t step_in_epoch = 0;  // steps of epoch `epoch + 1` taken (0: at an epoch boundary)
+  int64_t step = 0;           // optimizer steps taken in all
+  std::array<uint64_t, 4> rng_epoch{};  // the data generator before this epoch's shuffle
+  std::array<uint64_t, 4> rng{};        // the data generator now (augmentation draws from it)
+  double loss_sum = 0.0;      // this epoch so far: sum of batch loss x batch size
+  int64_t correct = 0, seen = 0;
+  std::vector<EpochMetrics> history;  // completed epochs
+};
+// The start of a run: nothing done, the data generator seeded with cfg.seed.
+TrainProgress initial_progress(const TrainConfig& cfg);
 
 struct StepInfo {
   int64_t epoch, step_in_epoch, steps_per_epoch, images_done;
@@ -49,6 +68,10 @@ struct TrainCallbacks {
   std::function<void(const StepInfo&)> on_step;          // after every optimizer step
   // After each epoch's evaluation, with the optimizer and the data-order generator (checkpoints).
   std::function<void(const EpochMetrics&, Optimizer&, const Rng&)> on_epoch;
+  // At each checkpoint: after every cfg.checkpoint_every steps (but not after an epoch's last
+  // step) and after each epoch (after on_epoch). The model and `opt` are in the state `p`
+  // describes; everything in it is finite (a step that is not stops training first).
+  std::function<void(const TrainProgress& p, Optimizer& opt)> on_checkpoint;
 };
 
 // One optimizer step on a batch: forward, loss, backward, update. Returns the loss and sets
@@ -56,9 +79,30 @@ struct TrainCallbacks {
 double train_step(Model& m, CrossEntropyLoss& loss, Optimizer& opt, const Tensor& x,
                   const std::vector<int32_t>& y, int64_t* correct);
 
-// Trains on `train` (normalized) and evaluates on `test` after every epoch.
+// Trains on `train` (normalized) and evaluates on `test` after every epoch. Returns every
+// epoch's metrics.
+//
+// Bad numbers stop training with a normnet::Error naming the epoch and step: a non-finite
+// value in an input batch (naming the training image), a non-finite loss (naming the first
+// module, in forward order, whose output is not finite: first_nonfinite_module), non-finite
+// gradients (naming the first parameter in backward order) or non-finite parameters or
+// buffers after the update (naming them). The checks come before on_checkpoint, so no
+// checkpoint ever holds them. Labels outside [0, m.classes) are an error naming the index.
 std::vector<EpochMetrics> train(Model& m, const Dataset& train, const Dataset& test,
                                 const TrainConfig& cfg, const TrainCallbacks& cb = {});
+// The same, continuing from `from` with `opt` (built over m's parameters with cfg.optimizer,
+// its state restored): the model, the optimizer, the metrics and every later checkpoint are
+// bit-identical to those of the run that was never stopped.
+std::vector<EpochMetrics> train(Model& m, const Dataset& train, const Dataset& test,
+                                const TrainConfig& cfg, const TrainCallbacks& cb, Optimizer& opt,
+                                TrainProgress from);
+
+// The first module in forward order whose output is not finite when x runs forward through m
+// in its current mode, as its label ("Conv2d 'conv2'"); containers are followed inside
+// (Sequential, Residual, Concat), and a Residual whose parts are finite but whose sum is not
+// is named itself. "" when every output is finite. Buffers (running statistics,
+// num_batches_tracked) and counters (Dropout) are restored afterwards.
+std::string first_nonfinite_module(Model& m, const Tensor& x);
 
 // Recalibration of the running statistics, as torch.optim.swa_utils.update_bn: every
 // BatchNorm-like layer (BatchNorm and GhostBatchNorm with track_running_stats, BatchRenorm)

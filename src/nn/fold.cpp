@@ -94,6 +94,17 @@ struct Folder {
           sequence(l["shortcut"], path + "." + l.value("shortcut_name", std::string("shortcut")) + ".");
         continue;
       }
+      if (t == "Concat") {  // each branch is a sequence of its own
+        if (l.contains("branches") && l["branches"].is_array())
+          for (size_t b = 0; b < l["branches"].size(); ++b) {
+            json& br = l["branches"][b];
+            if (!br.is_object() || !br.contains("layers")) continue;
+            const std::string bname = br.contains("name") && br["name"].is_string() ? br["name"].get<std::string>()
+                                                                                   : std::to_string(b);
+            sequence(br["layers"], path + "." + bname + ".");
+          }
+        continue;
+      }
       if (t != "BatchNorm1d" && t != "BatchNorm2d") continue;
       const std::string why = keep_reason(layers, i, prefix);
       if (!why.empty()) {

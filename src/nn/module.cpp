@@ -27,6 +27,16 @@ std::vector<std::pair<std::string, Buffer>> Module::named_buffers(const std::str
   return out;
 }
 
+std::vector<std::pair<std::string, uint64_t*>> Module::named_counters(const std::string& prefix) {
+  std::vector<std::pair<std::string, uint64_t*>> out;
+  for (auto& [n, c] : own_counters()) out.emplace_back(prefix + n, c);
+  for (auto& [n, c] : children()) {
+    auto sub = c->named_counters(prefix + n + ".");
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
+  return out;
+}
+
 void Module::zero_grad() {
   for (auto& [n, p] : named_parameters()) p->grad.zero();
 }

@@ -11,7 +11,6 @@ cancel to almost zero (BatchNorm gradients, outputs near 0) do not blow it up.
 """
 
 import argparse
-import collections
 import copy
 import json
 import os
@@ -20,7 +19,6 @@ import sys
 
 import numpy as np
 import torch
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st  # noqa: E402
@@ -39,100 +37,12 @@ def parse_args():
 
 
 # ---------------------------------------------------------------- model descriptions -> torch
+# The torch forms of normnet's layers live in tools/normnet_torch.py (tools/from_torch.py uses
+# them too): torch_model(spec), torch_layer(spec), GlobalAvgPool, Reshape, Residual, Concat.
 
-class GlobalAvgPool(nn.Module):
-    """(N, C, ...) -> (N, C): mean over the spatial positions; no parameters."""
-
-    def forward(self, x):
-        return x.flatten(2).mean(2)
-
-
-class Reshape(nn.Module):
-    def __init__(self, shape):
-        super().__init__()
-        self.shape = tuple(shape)
-
-    def forward(self, x):
-        return x.reshape(x.shape[0], *self.shape)
-
-
-class Residual(nn.Module):
-    """body(x) + shortcut(x), then an activation; body layers registered directly on the block."""
-
-    def __init__(self, body, shortcut, shortcut_name, post):
-        super().__init__()
-        self._body = []
-        for name, m in body.items():
-            self.add_module(name, m)
-            self._body.append(name)
-        self._shortcut = shortcut_name if shortcut is not None and len(shortcut) else None
-        if self._shortcut:
-            self.add_module(shortcut_name, shortcut)
-        self.post = post
-
-    def forward(self, x):
-        y = x
-        for name in self._body:
-            y = getattr(self, name)(y)
-        y = y + (getattr(self, self._shortcut)(x) if self._shortcut else x)
-        return self.post(y) if self.post is not None else y
-
-
-class Concat(nn.Module):
-    """torch.cat([branch(x) for branch in branches], 1); an empty branch is the identity."""
-
-    def __init__(self, branches):
-        super().__init__()
-        self._branches = []
-        for name, seq in branches:
-            self.add_module(name, seq)
-            self._branches.append(name)
-
-    def forward(self, x):
-        return torch.cat([getattr(self, n)(x) for n in self._branches], 1)
-
-
-def _arg(v):
-    return tuple(v) if isinstance(v, list) else v
-
-
-def _layers(specs):
-    out = collections.OrderedDict()
-    for i, spec in enumerate(specs):
-        out[spec.get("name", str(i))] = torch_layer(spec)
-    return out
-
-
-def torch_layer(spec):
-    """The torch.nn module for one layer of a normnet model description."""
-    t = spec["type"]
-    kw = {k: _arg(v) for k, v in spec.items() if k not in ("type", "name", "comment", "inplace")}
-    if t in ("Conv1d", "Conv2d", "Linear", "BatchNorm1d", "BatchNorm2d", "ReLU", "LeakyReLU",
-             "ELU", "MaxPool1d", "MaxPool2d", "AvgPool2d", "Dropout", "Identity"):
-        return getattr(nn, t)(**kw)
-    if t == "Flatten":
-        return nn.Flatten()
-    if t == "GlobalAvgPool":
-        return GlobalAvgPool()
-    if t == "Reshape":
-        return Reshape(spec["shape"])
-    if t == "Concat":
-        return Concat([(b.get("name", str(i)), nn.Sequential(_layers(b["layers"])))
-                       for i, b in enumerate(spec["branches"])])
-    if t == "Residual":
-        short = spec.get("shortcut")
-        act = spec.get("activation")
-        post = {None: None, "ReLU": nn.ReLU(), "ELU": nn.ELU()}[act]
-        return Residual(_layers(spec["body"]), nn.Sequential(_layers(short)) if short else None,
-                        spec.get("shortcut_name", "shortcut"), post)
-    raise ValueError(f"torch_model: no torch equivalent for layer type '{t}'")
-
-
-def torch_model(spec):
-    """nn.Sequential(OrderedDict) with the layer names of a model description (dict or JSON)."""
-    if isinstance(spec, str):
-        spec = json.loads(spec)
-    return nn.Sequential(_layers(spec["layers"]))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+from normnet_torch import (Concat, GlobalAvgPool, Reshape, Residual, torch_layer,  # noqa: E402,F401
+                           torch_model)
 
 
 def module_spec(layers, input_shape):

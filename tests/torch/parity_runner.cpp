@@ -9,14 +9,20 @@
 //     "state.<i>.<name>" (every parameter and buffer after the step), and with activations
 //     the output of every top-level layer, "act.<i>.<layer>".
 //   "train": {"mode": "train", "model": MODEL, "optimizer": {...OptimizerOptions fields},
-//             "label_smoothing": 0.0}
+//             "label_smoothing": 0.0, "clip_grad_norm": MAX (optional)}
 //     tensors "state.<name>", "x" (S, B, ...), "labels" (S, B) I64. Runs S normnet::train_step
 //     calls; response "losses" (S,) F64, after every step i the state "state.<i>.<name>", the
 //     gradients "grad.<i>.<param>" of the step and the optimizer state
 //     "opt.<i>.<param>.momentum_buffer" (sgd) or ".exp_avg", ".exp_avg_sq"; and the final
-//     "state.<name>".
+//     "state.<name>". With clip_grad_norm each step is zero_grad, forward, loss, backward,
+//     normnet::clip_grad_norm, update (as the trainer), "grad.<i>.<param>" are the clipped
+//     gradients, "raw_grad.<i>.<param>" the gradients before clipping and "grad_norms" (S,) F64
+//     the total norms clip_grad_norm returned.
 //   "loss": {"mode": "loss", "label_smoothing": 0.0}
 //     tensors "logits" (N, K), "labels" (N,) I64; response "loss" () F64 and "dlogits" (N, K).
+//   "echo": {"mode": "echo"}
+//     the response is the request as read: every tensor (any dtype, shape, bytes) and the
+//     metadata, written by normnet's writer (tests/torch/test_safetensors_interop.py).
 // MODEL is a model description as in models/*.json (it must end in (N, classes)).
 // On any error the message goes to stderr and the exit status is 1 (no response file).
 #include <cstdio>
@@ -114,20 +120,32 @@ StFile run_train(const json& op, const StFile& req) {
   const int64_t steps = x.dim(0), batch = x.dim(1);
   check(static_cast<int64_t>(labels.size()) == steps * batch, "labels: expected ", steps * batch,
         " values, got ", labels.size());
-  std::vector<double> losses;
+  std::vector<double> losses, grad_norms;
+  const double clip = op.value("clip_grad_norm", 0.0);
+  const auto params = m.net->named_parameters();
   StFile out;
   for (int64_t i = 0; i < steps; ++i) {
     const Tensor xi = x.slice(i, i + 1).reshape(m.batch_shape(batch));
     const std::vector<int32_t> yi =
         labels_of({labels.begin() + i * batch, labels.begin() + (i + 1) * batch});
-    losses.push_back(train_step(m, loss, opt, xi, yi, nullptr));
     const std::string s = std::to_string(i);
+    if (clip > 0) {
+      opt.zero_grad();
+      losses.push_back(loss.forward(m.net->forward(xi), yi));
+      m.net->backward(loss.backward());
+      for (auto& [name, p] : params) out.put_f32("raw_grad." + s + "." + name, p->grad);
+      grad_norms.push_back(clip_grad_norm(params, clip));
+      opt.step();
+    } else {
+      losses.push_back(train_step(m, loss, opt, xi, yi, nullptr));
+    }
     put_state(out, m, "state." + s + ".");
     for (auto& [name, t] : opt.state()) out.put_f32("opt." + s + "." + name, *t);
     for (auto& [name, p] : m.net->named_parameters())
       out.put_f32("grad." + s + "." + name, p->grad);
   }
   put_f64(out, "losses", losses, {steps});
+  if (clip > 0) put_f64(out, "grad_norms", grad_norms, {steps});
   put_state(out, m, "state.");
   return out;
 }
@@ -158,7 +176,8 @@ int main(int argc, char** argv) {
     if (mode == "module") out = run_module(op, req);
     else if (mode == "train") out = run_train(op, req);
     else if (mode == "loss") out = run_loss(op, req);
-    else fail("op: unknown mode '", mode, "' (expected module, train or loss)");
+    else if (mode == "echo") out = req;
+    else fail("op: unknown mode '", mode, "' (expected module, train, loss or echo)");
     write_safetensors(argv[2], out);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "parity_runner: %s\n", e.what());

@@ -15,6 +15,13 @@ Logits must agree with the float64 forward within 1e-4 of max|logits| (eval-mode
 with running statistics is a fixed affine map, so nothing here is ill-conditioned: float32
 rounding through two convolutions and a 3136-input linear layer is ~1e-6), and the predicted
 classes must agree wherever the top two logits are further apart than that tolerance.
+
+4. The containers: resnet20 (Residual blocks with 1x1-conv shortcuts) and densenet-bc40
+   (Concat with identity branches) trained by `normnet train` for 4 steps on a small MNIST-format
+   copy (interop.tiny_mnist: 128 training, 32 test images), read back with
+   tools/normnet_torch.load (the module built from the checkpoint's description,
+   load_state_dict(strict=True)): its float64 eval-mode output equals `normnet predict`'s within
+   1e-5 relative.
 """
 
 import gzip
@@ -27,7 +34,11 @@ import numpy as np
 import torch
 
 from common import Checker, parse_args, rel_err, torch_model
+import interop
 import st
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools"))
+import normnet_torch  # noqa: E402
 
 DATA = "/usr/share/datasets/fashion-mnist"
 N = 100
@@ -105,6 +116,20 @@ def main():
             labels = np.frombuffer(f.read()[8:8 + N], dtype=np.uint8)
         acc = f", accuracy on them {np.mean(got.argmax(1) == labels):.2f}"
     print(f"  predicted classes: {int(same.sum())}/{N} equal{acc}")
+
+    data = os.path.join(args.workdir, "tiny-mnist")
+    test_images = interop.tiny_mnist(data, 128, 32)
+    for model in ("resnet20", "densenet-bc40"):
+        chk.begin(f"{model}: normnet train (4 steps) -> normnet_torch.load")
+        ckpt = interop.train_checkpoint(args, model, data, os.path.join(args.workdir, f"run-{model}"), 128)
+        net, spec, norm = normnet_torch.load(ckpt)
+        tracked = {int(v) for k, v in net.state_dict().items() if k.endswith("num_batches_tracked")}
+        chk.expect(tracked == {4}, f"num_batches_tracked {tracked}, expected 4")
+        got = interop.predict(args, ckpt, test_images, model)
+        want = interop.reference(net, interop.normalized(test_images, norm["mean"], norm["std"]))
+        chk.close("logits vs torch float64", got, want, 1e-5)
+        print(f"  {model}: {len(net.state_dict())} tensors loaded strictly, logits {got.shape}, "
+              f"max rel err {rel_err(got, want):.2e}")
     chk.finish()
 
 

@@ -19,6 +19,7 @@ Runner add_models(CLI::App& app);
 Runner add_summary(CLI::App& app);
 Runner add_fold(CLI::App& app);
 Runner add_recalibrate(CLI::App& app);
+Runner add_export(CLI::App& app);
 
 // Loads a split, checks it fits the model, normalizes it.
 Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,

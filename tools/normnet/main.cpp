@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   runners["summary"] = add_summary(app);
   runners["fold"] = add_fold(app);
   runners["recalibrate"] = add_recalibrate(app);
+  runners["export"] = add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,8 +1,17 @@
-// normnet train: trains a model on an MNIST-format directory, writes checkpoints and metrics.
+// normnet train: trains a model on an MNIST-format directory, writes checkpoints and metrics;
+// --resume DIR continues a run from its last checkpoint exactly (docs/checkpoint-format.md).
 #include <cmath>
+#include <thread>
+#include <cstdlib>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 
 #include "common.h"
@@ -15,16 +24,93 @@ namespace normnet::cli {
 
 namespace {
 
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
 struct Args {
   std::string model = "seed001", data = kDefaultData, out, init, schedule = "constant";
-  std::string optimizer = "sgd", augment = "none";
+  std::string optimizer = "sgd", augment = "none", resume;
   ModelTransform transform;  // --activation, --norm, --bn-position
   int64_t epochs = 3, batch_size = 128, limit = -1, warmup_steps = 0, step_size = 1;
+  int64_t checkpoint_every = 0;
   double lr = 0.02, momentum = 0.9, weight_decay = 0.0, gamma = 0.1, label_smoothing = 0.0;
+  double clip_grad_norm = 0.0;
   uint64_t seed = 1;
   int threads = 0;
   bool no_shuffle = false, nesterov = false, no_decay_norm = false, quiet = false, model_given = false;
 };
+
+// The flags that define a run, stored in its train state ("normnet.train_config", keyed by
+// flag) so that --resume DIR alone continues it. --threads, --quiet, --out and --resume are
+// not among them: they do not change the numbers.
+struct Field {
+  const char* flag;
+  std::function<json(const Args&)> get;
+  std::function<void(Args&, const json&)> set;
+};
+
+template <class T>
+Field field(const char* flag, T Args::*member) {
+  return {flag, [member](const Args& a) { return json(a.*member); },
+          [member](Args& a, const json& j) { a.*member = j.get<T>(); }};
+}
+
+Field transform_field(const char* flag, std::string ModelTransform::*member) {
+  return {flag, [member](const Args& a) { return json(a.transform.*member); },
+          [member](Args& a, const json& j) { a.transform.*member = j.get<std::string>(); }};
+}
+
+const std::vector<Field>& run_fields() {
+  static const std::vector<Field> fields = {
+      field("--model", &Args::model),
+      field("--data", &Args::data),
+      field("--limit", &Args::limit),
+      field("--init", &Args::init),
+      transform_field("--activation", &ModelTransform::activation),
+      transform_field("--norm", &ModelTransform::norm),
+      transform_field("--bn-position", &ModelTransform::bn_position),
+      field("--epochs", &Args::epochs),
+      field("--batch-size", &Args::batch_size),
+      field("--optimizer", &Args::optimizer),
+      field("--lr", &Args::lr),
+      field("--momentum", &Args::momentum),
+      field("--nesterov", &Args::nesterov),
+      field("--weight-decay", &Args::weight_decay),
+      field("--no-decay-norm", &Args::no_decay_norm),
+      field("--schedule", &Args::schedule),
+      field("--warmup-steps", &Args::warmup_steps),
+      field("--step-size", &Args::step_size),
+      field("--gamma", &Args::gamma),
+      field("--label-smoothing", &Args::label_smoothing),
+      field("--seed", &Args::seed),
+      field("--augment", &Args::augment),
+      field("--no-shuffle", &Args::no_shuffle),
+      field("--clip-grad-norm", &Args::clip_grad_norm),
+      field("--checkpoint-every", &Args::checkpoint_every),
+  };
+  return fields;
+}
+
+// A 64-bit fingerprint of the training images and labels, so a resumed run can tell that its
+// data is the data the run started on (wherever it now lies).
+std::string fingerprint(const Dataset& d) {
+  uint64_t h = 0x243f6a8885a308d3ULL ^ static_cast<uint64_t>(d.size());
+  auto mix = [&h](uint64_t w) {
+    h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+  };
+  const Tensor x = d.images.contiguous();
+  const float* v = x.data();
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, v + i, sizeof bits);
+    mix(bits);
+  }
+  for (int32_t y : d.labels) mix(static_cast<uint32_t>(y));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
 
 std::string fmt_time(double s) {
   const long t = std::lround(std::max(0.0, s));
@@ -67,18 +153,150 @@ Model load_transformed(const std::string& name_or_path, const ModelTransform& t)
   return m;
 }
 
-int run(const Args& a) {
-  set_threads(a.threads);
+// --resume: the stored flags replace the defaults; flags given again must agree with them,
+// except --epochs (a larger count extends the run where the schedule allows), --data (the same
+// data elsewhere: its fingerprint is checked), --checkpoint-every, --threads and --quiet.
+Args resumed_args(const Args& given_args, const std::set<std::string>& given, const json& stored,
+                  const std::string& path) {
+  Args a = given_args;
+  for (const Field& f : run_fields()) {
+    check(stored.contains(f.flag), path, ": 'normnet.train_config' has no '", f.flag, "'");
+    try {
+      f.set(a, stored.at(f.flag));
+    } catch (const json::exception& e) {
+      fail(path, ": 'normnet.train_config' entry '", f.flag, "': ", e.what());
+    }
+  }
+  auto show = [](const json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); };
+  for (const Field& f : run_fields()) {
+    const std::string flag = f.flag;
+    if (!given.count(flag)) continue;
+    const json want = f.get(given_args), have = f.get(a);
+    if (want == have) continue;
+    if (flag == "--data" || flag == "--checkpoint-every") {
+      f.set(a, want);
+      continue;
+    }
+    if (flag == "--epochs") {
+      check(given_args.epochs > a.epochs, "--epochs ", given_args.epochs, ": the run in ", given_args.resume,
+            " is set to ", a.epochs, " epochs; with --resume, --epochs can only extend it");
+      check(a.schedule != "cosine" && a.schedule != "onecycle", "--epochs ", given_args.epochs,
+            ": the run in ", given_args.resume, " uses the ", a.schedule,
+            " schedule, whose learning rates depend on the number of epochs, so it cannot be "
+            "extended exactly (start a new run with --init ", given_args.resume, "/model.safetensors)");
+      a.epochs = given_args.epochs;
+      continue;
+    }
+    fail(flag, " ", show(want), " contradicts the run being resumed, which has ", flag, " ", show(have),
+         " (", path, "); leave it out or start a new run");
+  }
+  a.resume = given_args.resume;
+  a.threads = given_args.threads;
+  a.quiet = given_args.quiet;
+  a.out = given_args.resume;
+  return a;
+}
+
+// Temporary files that a killed writer left behind (NAME.tmp.PID, fileio.h).
+void remove_stale_temporaries(const std::string& dir) {
+  static const char* names[] = {"model.safetensors", "train-state.safetensors", "metrics.csv",
+                                "metrics.jsonl"};
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string n = entry.path().filename().string();
+    for (const char* base : names) {
+      const std::string prefix = std::string(base) + ".tmp.";
+      if (n.size() > prefix.size() && n.compare(0, prefix.size(), prefix) == 0 &&
+          n.find_first_not_of("0123456789", prefix.size()) == std::string::npos)
+        stale.push_back(entry.path());
+    }
+  }
+  for (const fs::path& p : stale) fs::remove(p, ec);
+}
+
+// Wall-clock columns of an epoch (seconds, images per second): not part of the train state
+// (they differ run to run), so a resumed run takes those of earlier epochs from metrics.jsonl.
+using WallClock = std::map<int64_t, std::pair<double, double>>;
+
+WallClock read_wall_clock(const std::string& jsonl_path) {
+  WallClock w;
+  std::error_code ec;
+  if (!fs::is_regular_file(jsonl_path, ec)) return w;
+  const auto bytes = read_file(jsonl_path);
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_object() && j.contains("epoch") && j["epoch"].is_number_integer() &&
+        j.contains("seconds") && j["seconds"].is_number() && j.contains("images_per_second") &&
+        j["images_per_second"].is_number())
+      w[j["epoch"].get<int64_t>()] = {j["seconds"].get<double>(), j["images_per_second"].get<double>()};
+  }
+  return w;
+}
+
+void write_metrics(const std::string& out, const std::vector<EpochMetrics>& history, const WallClock& wall) {
+  std::string csv = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second,lr\n";
+  std::string jsonl;
+  for (const EpochMetrics& e : history) {
+    auto it = wall.find(e.epoch);
+    char line[512], secs[64] = "", rate[64] = "";
+    if (it != wall.end()) {
+      std::snprintf(secs, sizeof secs, "%.3f", it->second.first);
+      std::snprintf(rate, sizeof rate, "%.1f", it->second.second);
+    }
+    std::snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%s,%s,%.6g\n", (long long)e.epoch,
+                  e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy, secs, rate, e.lr);
+    csv += line;
+    json j{{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"train_accuracy", e.train_accuracy},
+           {"test_loss", e.test_loss}, {"test_accuracy", e.test_accuracy}};
+    j["seconds"] = it != wall.end() ? json(it->second.first) : json(nullptr);
+    j["images_per_second"] = it != wall.end() ? json(it->second.second) : json(nullptr);
+    j["lr"] = e.lr;
+    jsonl += j.dump() + "\n";
+  }
+  write_file_atomic(out + "/metrics.csv", csv);
+  write_file_atomic(out + "/metrics.jsonl", jsonl);
+}
+
+int run(const Args& cli_args, const std::set<std::string>& given) {
+  set_threads(cli_args.threads);
+  Args a = cli_args;
+  std::optional<LoadedTrainState> loaded;
+  std::string state_path;
+  json stored;
+  if (!a.resume.empty()) {
+    state_path = a.resume + "/train-state.safetensors";
+    std::error_code ec;
+    check(fs::is_regular_file(state_path, ec), "--resume: '", a.resume,
+          "' holds no train-state.safetensors (no checkpoint to resume from)");
+    if (given.count("--out"))
+      check(fs::equivalent(a.out, a.resume, ec), "--out '", a.out, "': with --resume the run continues in '",
+            a.resume, "'; leave --out out");
+    loaded = load_train_state(state_path);
+    stored = json::parse(loaded->state.config, nullptr, false);
+    check(stored.is_object(), state_path, ": 'normnet.train_config' is not a JSON object");
+    a = resumed_args(cli_args, given, stored, state_path);
+  }
   check(a.epochs >= 1, "--epochs must be at least 1, got ", a.epochs);
   check(a.batch_size >= 1, "--batch-size must be at least 1, got ", a.batch_size);
   check(a.limit == -1 || a.limit >= 1, "--limit must be a positive number of images, got ", a.limit);
   check(std::isfinite(a.lr) && a.lr > 0, "--lr must be positive, got ", a.lr);
+  check(a.clip_grad_norm == 0 || (std::isfinite(a.clip_grad_norm) && a.clip_grad_norm > 0),
+        "--clip-grad-norm must be positive (or 0: off), got ", a.clip_grad_norm);
+  check(a.checkpoint_every >= 0, "--checkpoint-every must be a non-negative number of steps, got ",
+        a.checkpoint_every);
 
-  // The model: from --init's checkpoint (weights and normalization too) or the zoo/file.
+  // The model: from the train state (--resume), --init's checkpoint (weights and normalization
+  // too) or the zoo/file.
   Model m;
   Normalization norm;
   bool have_norm = false;
-  if (!a.init.empty()) {
+  if (loaded) {
+    m = std::move(loaded->model);
+    norm = loaded->state.norm;
+    have_norm = true;
+  } else if (!a.init.empty()) {
     LoadedCheckpoint c = load_checkpoint(a.init);
     check(a.model_given || a.transform.empty(),
           "--activation, --norm and --bn-position rewrite the model given by --model: with --init, "
@@ -103,6 +321,15 @@ int run(const Args& a) {
     check(d->images.shape() == want, a.data, ": images are ", d->images.shape().str(), " but model '",
           m.name, "' takes ", want.str());
   }
+  const std::string data_fingerprint = fingerprint(train_set);
+  if (loaded) {
+    const int64_t n = stored.value("train_images", int64_t{-1});
+    const std::string f = stored.value("data_fingerprint", std::string());
+    check(n == train_set.size() && f == data_fingerprint, "--resume: the training data in '", a.data,
+          "' (", train_set.size(), " images, fingerprint ", data_fingerprint,
+          ") is not the data the run in '", a.resume, "' was trained on (", n, " images, fingerprint ",
+          f, ")");
+  }
   if (!have_norm) norm = compute_normalization(train_set.images);
   normalize_inplace(train_set.images, norm);
   normalize_inplace(test_set.images, norm);
@@ -124,49 +351,94 @@ int run(const Args& a) {
   cfg.schedule.warmup_steps = a.warmup_steps;
   cfg.schedule.step_size = a.step_size;
   cfg.schedule.gamma = a.gamma;
+  cfg.clip_grad_norm = a.clip_grad_norm;
+  cfg.checkpoint_every = a.checkpoint_every;
   scheduled_lr(cfg.schedule, 1.0, 0, 1, 1);  // rejects an unknown schedule before any work
 
-  const std::string out = a.out.empty() ? "runs/" + m.name : a.out;
+  Optimizer opt(m.net->named_parameters(), cfg.optimizer);
+  TrainProgress start = initial_progress(cfg);
+  if (loaded) {
+    restore_optimizer(*loaded, opt);
+    start = loaded->state.progress;
+    loaded->file = {};  // the moments are in the optimizer now
+  }
+
+  json config = json::object();
+  for (const Field& f : run_fields()) config[f.flag] = f.get(a);
+  config["train_images"] = train_set.size();
+  config["data_fingerprint"] = data_fingerprint;
+  const std::string config_text = config.dump();
+
+  const std::string out = loaded ? a.resume : a.out.empty() ? "runs/" + m.name : a.out;
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   check(!ec && std::filesystem::is_directory(out), "--out: cannot create directory '", out, "': ",
         ec.message());
   const std::string ckpt = out + "/model.safetensors";
+  const std::string state_file = out + "/train-state.safetensors";
 
   std::printf("normnet train: model %s (%lld parameters), %lld training / %lld test images, "
               "%s lr %g, batch %lld, %lld epochs, seed %llu\n",
               m.name.c_str(), (long long)m.net->parameter_count(), (long long)train_set.size(),
               (long long)test_set.size(), a.optimizer.c_str(), a.lr, (long long)a.batch_size,
               (long long)a.epochs, (unsigned long long)a.seed);
+  const int64_t steps_per_epoch = (train_set.size() + a.batch_size - 1) / a.batch_size;
+  WallClock wall;
+  if (loaded) {
+    std::printf("resuming %s: %lld epochs and %lld of %lld steps done (step %lld of the run)\n",
+                out.c_str(), (long long)start.epoch, (long long)start.step_in_epoch,
+                (long long)steps_per_epoch, (long long)start.step);
+    // Leftovers of a killed run, and the files that may lag the train state (written after it).
+    remove_stale_temporaries(out);
+    wall = read_wall_clock(out + "/metrics.jsonl");
+    save_checkpoint(ckpt, m, norm,
+                    {{"normnet.epoch", std::to_string(start.epoch)}, {"normnet.step", std::to_string(start.step)}});
+    write_metrics(out, start.history, wall);
+  }
   std::fflush(stdout);
 
   const bool tty = stderr_is_terminal() && !a.quiet;
-  std::string csv = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds,images_per_second,lr\n";
-  std::string jsonl;
-  int64_t step = 0;
+  size_t metrics_written = start.history.size();
+  std::string last_good = loaded ? "epoch " + std::to_string(start.epoch) + ", step " + std::to_string(start.step)
+                                 : std::string();
   TrainCallbacks cb;
-  if (!a.quiet) cb.on_step = [&](const StepInfo& s) { progress(s, a.epochs, tty); };
-  cb.on_epoch = [&](const EpochMetrics& e, Optimizer& opt, const Rng& rng) {
-    step += (train_set.size() + a.batch_size - 1) / a.batch_size;
-    char line[512];
-    std::snprintf(line, sizeof line, "%lld,%.6f,%.6f,%.6f,%.6f,%.3f,%.1f,%.6g\n", (long long)e.epoch,
-                  e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy, e.seconds,
-                  e.images_per_second, e.lr);
-    csv += line;
-    jsonl += nlohmann::json{{"epoch", e.epoch}, {"train_loss", e.train_loss},
-                            {"train_accuracy", e.train_accuracy}, {"test_loss", e.test_loss},
-                            {"test_accuracy", e.test_accuracy}, {"seconds", e.seconds},
-                            {"images_per_second", e.images_per_second}, {"lr", e.lr}}.dump() + "\n";
-    save_checkpoint(ckpt, m, norm, {{"normnet.epoch", std::to_string(e.epoch)}});
-    save_train_state(out + "/train-state.safetensors", opt, {e.epoch, step, rng.state()});
-    write_file_atomic(out + "/metrics.csv", csv);
-    write_file_atomic(out + "/metrics.jsonl", jsonl);
+  // NORMNET_STEP_DELAY_MS: a test hook (docs/testing.md) that sleeps after every step, so that a
+  // test can kill a run of a tiny model at a chosen step before the run ends on its own.
+  const char* delay_env = std::getenv("NORMNET_STEP_DELAY_MS");
+  const int delay_ms = delay_env ? std::max(0, std::atoi(delay_env)) : 0;
+  if (!a.quiet || delay_ms > 0)
+    cb.on_step = [&, delay_ms](const StepInfo& s) {
+      if (!a.quiet) progress(s, a.epochs, tty);
+      if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    };
+  cb.on_epoch = [&](const EpochMetrics& e, Optimizer&, const Rng&) {
+    wall[e.epoch] = {e.seconds, e.images_per_second};
     std::printf("epoch %lld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
                 (long long)e.epoch, e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy,
                 e.seconds, e.images_per_second);
     std::fflush(stdout);
   };
-  const auto history = train(m, train_set, test_set, cfg, cb);
+  // The train state first: it alone is what --resume reads, so a kill at any point leaves a
+  // consistent one (the previous or this). model.safetensors and the metrics follow it.
+  cb.on_checkpoint = [&](const TrainProgress& p, Optimizer& o) {
+    save_train_state(state_file, m, o, {p, config_text, norm});
+    last_good = "epoch " + std::to_string(p.epoch) + ", step " + std::to_string(p.step);
+    save_checkpoint(ckpt, m, norm,
+                    {{"normnet.epoch", std::to_string(p.epoch)}, {"normnet.step", std::to_string(p.step)}});
+    if (p.history.size() != metrics_written) {
+      write_metrics(out, p.history, wall);
+      metrics_written = p.history.size();
+    }
+  };
+  std::vector<EpochMetrics> history;
+  try {
+    history = train(m, train_set, test_set, cfg, cb, opt, start);
+  } catch (const Error& e) {
+    if (last_good.empty()) fail(e.what(), "; no checkpoint was written");
+    fail(e.what(), "; the last checkpoint (", last_good, ") in '", out, "' is kept");
+  }
+  if (loaded && start.epoch == a.epochs)
+    std::printf("the run had finished its %lld epochs (give --epochs to extend it)\n", (long long)a.epochs);
   std::printf("test accuracy: %.4f\ncheckpoint: %s\n", history.back().test_accuracy, ckpt.c_str());
   return 0;
 }
@@ -192,6 +464,9 @@ Runner add_train(CLI::App& app) {
   s->add_option("--step-size", a.step_size, "step schedule: epochs between decays");
   s->add_option("--gamma", a.gamma, "step schedule: decay factor");
   s->add_option("--label-smoothing", a.label_smoothing, "Cross-entropy label smoothing");
+  s->add_option("--clip-grad-norm", a.clip_grad_norm,
+                "Scale the gradients to this total 2-norm when it is larger, before each update, as "
+                "torch.nn.utils.clip_grad_norm_ (0: off)");
   s->add_option("--seed", a.seed, "Seed for initialization, data order and augmentation");
   s->add_option("--threads", a.threads, "Threads (0: all cores)");
   s->add_option("--augment", a.augment, "none | crop-flip")->check(CLI::IsMember({"none", "crop-flip"}));
@@ -210,10 +485,19 @@ Runner add_train(CLI::App& app) {
   s->add_option("--limit", a.limit, "Use only the first N training images (-1: all)");
   s->add_flag("--no-shuffle", a.no_shuffle, "Keep the file order of the training images");
   s->add_option("--out", a.out, "Output directory (default: runs/MODEL)");
+  s->add_option("--checkpoint-every", a.checkpoint_every,
+                "Also write a checkpoint every N steps (0: only after each epoch)");
+  s->add_option("--resume", a.resume,
+                "Continue the run in this output directory from its last checkpoint, exactly as if "
+                "it had not stopped; its settings are stored there (flags given again must agree; "
+                "--epochs may extend a constant or step schedule)");
   s->add_flag("--quiet", a.quiet, "No progress display, only per-epoch lines");
-  return [model_opt] {
+  return [s, model_opt] {
     a.model_given = model_opt->count() > 0;
-    return run(a);
+    std::set<std::string> given;
+    for (const CLI::Option* o : s->get_options())
+      if (o->count() > 0) given.insert(o->get_name());
+    return run(a, given);
   };
 }
 
