@@ -6,6 +6,9 @@
 // Threads: OMP_NUM_THREADS. One JSON object per line:
 //   {"op": "conv", "n","c_in","h","w","c_out", "median_ms", "gflops"}   (2 * multiply-adds / time)
 //   {"op": "gemm", "m","n","k", "median_ms", "gflops"}                   (one thread)
+//   {"op": "fma_peak", "threads", "gflops"}   the machine's single-precision peak: every thread
+//        runs independent 16-wide fused multiply-adds from registers (AVX-512, AVX2 or baseline,
+//        chosen at run time), nothing else
 #include <omp.h>
 
 #include <algorithm>
@@ -39,6 +42,42 @@ std::vector<float> values(size_t n, uint32_t seed) {
   std::vector<float> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<float>(((i + seed) * 2654435761u) % 2000) / 1000.0f - 1.0f;
   return v;
+}
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64)));
+
+// 12 independent accumulators (more than FMA latency x throughput) for `iters` rounds: 12 * 16
+// multiply-adds per round. Returns a value that depends on every accumulator so nothing is
+// optimized away.
+#if defined(__x86_64__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+float fma_loop(int64_t iters, float seed) {
+  v16 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = seed * static_cast<float>(i + 1) - v16{};
+  const v16 a = 0.999999f - v16{}, b = 1e-7f - v16{};
+  for (int64_t t = 0; t < iters; ++t)
+    for (int i = 0; i < 12; ++i) acc[i] = acc[i] * a + b;
+  float r = 0;
+  for (int i = 0; i < 12; ++i)
+    for (int j = 0; j < 16; ++j) r += acc[i][j];
+  return r;
+}
+
+double fma_peak_gflops() {
+  const int64_t iters = 20000000;
+  double best = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    float sink = 0;
+    const auto a = std::chrono::steady_clock::now();
+#pragma omp parallel reduction(+ : sink)
+    sink += fma_loop(iters, 1.0f + static_cast<float>(omp_get_thread_num()));
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - a).count();
+    if (sink == 12345.0f) std::printf("%f\n", sink);  // keeps sink alive
+    best = std::max(best, 2.0 * 12 * 16 * static_cast<double>(iters) * omp_get_max_threads() / (s * 1e9));
+  }
+  return best;
 }
 
 }  // namespace
@@ -83,5 +122,7 @@ int main(int argc, char** argv) {
   std::printf("{\"op\": \"gemm\", \"m\": %lld, \"n\": %lld, \"k\": %lld, \"threads\": 1, \"median_ms\": %.3f, "
               "\"gflops\": %.1f}\n",
               (long long)n, (long long)n, (long long)n, ms, 2.0 * n * n * n / (ms * 1e6));
+  std::printf("{\"op\": \"fma_peak\", \"threads\": %d, \"gflops\": %.1f}\n", omp_get_max_threads(),
+              fma_peak_gflops());
   return 0;
 }

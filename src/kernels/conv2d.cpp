@@ -63,16 +63,19 @@ void im2col(T* col, const T* in, int64_t cg, const Conv2dShape& s) {
         for (int64_t y = 0; y < oh; ++y) {
           const int64_t iy = y * s.stride_h - s.pad_h + i * s.dilation_h;
           T* r = row + y * ow;
+          // Plain loops, not std::fill / std::copy: rows are short (7 to 56 values) and a
+          // library call per row cost more than the copy.
           if (iy < 0 || iy >= s.h) {
-            std::fill(r, r + ow, T(0));
+            for (int64_t x = 0; x < ow; ++x) r[x] = T(0);
             continue;
           }
           const T* src = in + (c * s.h + iy) * s.w + off;
-          std::fill(r, r + lo, T(0));
-          if (s.stride_w == 1) std::copy(src + lo, src + hi, r + lo);
+          for (int64_t x = 0; x < lo; ++x) r[x] = T(0);
+          if (s.stride_w == 1)
+            for (int64_t x = lo; x < hi; ++x) r[x] = src[x];
           else
             for (int64_t x = lo; x < hi; ++x) r[x] = src[x * s.stride_w];
-          std::fill(r + hi, r + ow, T(0));
+          for (int64_t x = hi; x < ow; ++x) r[x] = T(0);
         }
       }
 }
@@ -98,10 +101,16 @@ void col2im_add(T* din, const T* col, int64_t cg, const Conv2dShape& s) {
       }
 }
 
+// dst (cols x rows) = src (rows x cols)^T, in 16 x 16 tiles so that both sides stay in cache.
 template <typename T>
 void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+  constexpr int64_t kTile = 16;
+  for (int64_t r0 = 0; r0 < rows; r0 += kTile)
+    for (int64_t c0 = 0; c0 < cols; c0 += kTile) {
+      const int64_t r1 = std::min(rows, r0 + kTile), c1 = std::min(cols, c0 + kTile);
+      for (int64_t c = c0; c < c1; ++c)
+        for (int64_t r = r0; r < r1; ++r) dst[c * rows + r] = src[r * cols + c];
+    }
 }
 
 }  // namespace
@@ -152,34 +161,66 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
     }
   }
 
-  // W_g^T (K x Co_g) once, for dcol = W_g^T * dout_g.
-  std::vector<T> wT(din ? static_cast<size_t>(G * K * cog) : 0);
-  if (din)
-    for (int64_t g = 0; g < G; ++g) transpose(wT.data() + g * K * cog, weight + g * cog * K, cog, K);
-  if (din) std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
+  // The input gradient. Stride 1 without dilation (most 3x3 layers): din is itself a
+  // convolution, of dout with the kernel flipped and in/out channels swapped, padding kh-1-ph:
+  //   din_g (Ci_g x H*W) = Wf_g (Ci_g x Co_g*kh*kw) * col(dout_g) (Co_g*kh*kw x H*W),
+  //   Wf_g[c][(o*kh + i)*kw + j] = W_g[o][c][kh-1-i][kw-1-j],
+  // a GEMM as long in its inner dimension as the forward's, written straight into din. Otherwise
+  // dcol = W_g^T * dout_g (K x P) scattered back by the adjoint of im2col.
+  const bool flipped = din && s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 &&
+                       s.dilation_w == 1 && s.pad_h <= s.kernel_h - 1 && s.pad_w <= s.kernel_w - 1;
+  const int64_t khw = s.kernel_h * s.kernel_w, K2 = cog * khw;
+  Conv2dShape sf = s;  // the shape of the flipped convolution: dout in, din out
+  sf.c_in = s.c_out, sf.h = s.out_h(), sf.w = s.out_w(), sf.c_out = s.c_in;
+  sf.pad_h = s.kernel_h - 1 - s.pad_h, sf.pad_w = s.kernel_w - 1 - s.pad_w;
+  std::vector<T> wt(din ? static_cast<size_t>(G * K * cog) : 0);
+  if (flipped) {
+    for (int64_t g = 0; g < G; ++g)
+      for (int64_t c = 0; c < cig; ++c)
+        for (int64_t o = 0; o < cog; ++o)
+          for (int64_t i = 0; i < s.kernel_h; ++i)
+            for (int64_t j = 0; j < s.kernel_w; ++j)
+              wt[(g * cig + c) * K2 + (o * s.kernel_h + i) * s.kernel_w + j] =
+                  weight[((g * cog + o) * cig + c) * khw + (s.kernel_h - 1 - i) * s.kernel_w + (s.kernel_w - 1 - j)];
+  } else if (din) {  // W_g^T (K x Co_g), for dcol = W_g^T * dout_g
+    for (int64_t g = 0; g < G; ++g) transpose(wt.data() + g * K * cog, weight + g * cog * K, cog, K);
+    std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
+  }
+  // The weight gradient, per group: with Co_g >= 32 as dW_g^T (K x Co_g) += col (K x P) *
+  // dout_g^T (P x Co_g); with fewer output channels (a GEMM of width Co_g would waste most of the
+  // 32-wide tile) as dW_g (Co_g x K) += dout_g (Co_g x P) * col^T (P x K).
+  const bool dw_t = cog >= 32;
   // Samples in fixed chunks of kChunk, one task each: a task builds each sample's columns once
-  // for both products and adds into its own dW^T partial (K x Co_g per group); the partials are
-  // then added in chunk order. The chunks do not depend on the thread count, so neither does
-  // any sum. Only one sample's columns per thread are ever held.
+  // and adds into its own dW partial; the partials are then added in chunk order. The chunks do
+  // not depend on the thread count, so neither does any sum. Only one sample's columns per
+  // thread are ever held.
   const int64_t kChunk = 8, chunks = (s.n + kChunk - 1) / kChunk;
   const int64_t wsize = G * K * cog;
   std::vector<T> partial(static_cast<size_t>(chunks * wsize), T(0));
 #pragma omp parallel
   {
-    std::vector<T> col(static_cast<size_t>(K * P)), doutT(static_cast<size_t>(P * cog));
-    std::vector<T> dcol(din ? static_cast<size_t>(K * P) : 0);
+    std::vector<T> col(static_cast<size_t>(K * P)), scratch(static_cast<size_t>(dw_t ? P * cog : K * P));
+    std::vector<T> dcol(din ? static_cast<size_t>(flipped ? K2 * s.h * s.w : K * P) : 0);
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < chunks; ++j)
       for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
         for (int64_t g = 0; g < G; ++g) {
           const T* dy = dout + (n * s.c_out + g * cog) * P;
-          // dW_g^T (K x Co_g) += col (K x P) * dout_g^T (P x Co_g)
+          T* pw = partial.data() + j * wsize + g * K * cog;
           im2col(col.data(), in + (n * s.c_in + g * cig) * s.h * s.w, cig, s);
-          transpose(doutT.data(), dy, cog, P);
-          gemm(false, false, K, cog, P, col.data(), P, doutT.data(), cog, T(1),
-               partial.data() + j * wsize + g * K * cog, cog);
-          if (din) {
-            gemm(false, false, K, P, cog, wT.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
+          if (dw_t) {
+            transpose(scratch.data(), dy, cog, P);
+            gemm(false, false, K, cog, P, col.data(), P, scratch.data(), cog, T(1), pw, cog);
+          } else {
+            transpose(scratch.data(), col.data(), K, P);
+            gemm(false, false, cog, K, P, dy, P, scratch.data(), K, T(1), pw, K);
+          }
+          if (flipped) {
+            im2col(dcol.data(), dy, cog, sf);
+            gemm(false, false, cig, s.h * s.w, K2, wt.data() + g * cig * K2, K2, dcol.data(), s.h * s.w,
+                 T(0), din + (n * s.c_in + g * cig) * s.h * s.w, s.h * s.w);
+          } else if (din) {
+            gemm(false, false, K, P, cog, wt.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
             col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, dcol.data(), cig, s);
           }
         }
@@ -188,7 +229,8 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
     for (int64_t o = 0; o < cog; ++o)
       for (int64_t k = 0; k < K; ++k) {
         T acc = T(0);
-        for (int64_t j = 0; j < chunks; ++j) acc += partial[j * wsize + (g * K + k) * cog + o];
+        const int64_t at = dw_t ? (g * K + k) * cog + o : (g * cog + o) * K + k;
+        for (int64_t j = 0; j < chunks; ++j) acc += partial[j * wsize + at];
         dweight[(g * cog + o) * K + k] += acc;
       }
 }
