@@ -37,7 +37,7 @@ void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const double* A, int64_
 // GCC gives for 64-byte vectors does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
 typedef float v16 __attribute__((vector_size(64)));
-constexpr int64_t kMR = 4, kNR = 32;
+constexpr int64_t kMR = 8, kNR = 32;
 
 inline __attribute__((always_inline)) v16 load16(const float* p) {
   v16 v;
@@ -46,48 +46,45 @@ inline __attribute__((always_inline)) v16 load16(const float* p) {
 }
 inline __attribute__((always_inline)) void store16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
 
-// acc (kMR x kNR) = A (kMR rows, stride lda) * B (K x kNR, stride ldb); then C += acc.
+// acc (kMR x kNR) = A (kMR rows, stride lda) * B (K x kNR, packed: row k at B + k * kNR); then
+// C += acc. 16 accumulators: each B row loaded is used by 8 multiply-adds per register.
 inline __attribute__((always_inline)) void micro_kernel(int64_t K, const float* A, int64_t lda,
-                                                        const float* B, int64_t ldb, float* C,
-                                                        int64_t ldc) {
-  v16 c00 = {}, c01 = {}, c10 = {}, c11 = {}, c20 = {}, c21 = {}, c30 = {}, c31 = {};
+                                                        const float* B, float* C, int64_t ldc) {
+  v16 c[kMR][2] = {};
   for (int64_t k = 0; k < K; ++k) {
-    const v16 b0 = load16(B + k * ldb), b1 = load16(B + k * ldb + 16);
-    const float a0 = A[k], a1 = A[lda + k], a2 = A[2 * lda + k], a3 = A[3 * lda + k];
-    c00 += a0 * b0;
-    c01 += a0 * b1;
-    c10 += a1 * b0;
-    c11 += a1 * b1;
-    c20 += a2 * b0;
-    c21 += a2 * b1;
-    c30 += a3 * b0;
-    c31 += a3 * b1;
+    const v16 b0 = load16(B + k * kNR), b1 = load16(B + k * kNR + 16);
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < kMR; ++i) {
+      const float a = A[i * lda + k];
+      c[i][0] += a * b0;
+      c[i][1] += a * b1;
+    }
   }
-  store16(C, load16(C) + c00);
-  store16(C + 16, load16(C + 16) + c01);
-  store16(C + ldc, load16(C + ldc) + c10);
-  store16(C + ldc + 16, load16(C + ldc + 16) + c11);
-  store16(C + 2 * ldc, load16(C + 2 * ldc) + c20);
-  store16(C + 2 * ldc + 16, load16(C + 2 * ldc + 16) + c21);
-  store16(C + 3 * ldc, load16(C + 3 * ldc) + c30);
-  store16(C + 3 * ldc + 16, load16(C + 3 * ldc + 16) + c31);
+#pragma GCC unroll 8
+  for (int64_t i = 0; i < kMR; ++i) {
+    store16(C + i * ldc, load16(C + i * ldc) + c[i][0]);
+    store16(C + i * ldc + 16, load16(C + i * ldc + 16) + c[i][1]);
+  }
 }
 
 NORMNET_MULTIVERSION void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const float* A,
                                              int64_t lda, const float* B, int64_t ldb, float* C,
                                              int64_t ldc) {
-  std::vector<float> bpad, apad;
+  // The panel of B for kNR columns is packed once (K x kNR, contiguous, ragged columns
+  // zero-padded) and used by every row tile: sequential reads that stay in cache.
+  std::vector<float> bpack(static_cast<size_t>(K * kNR)), apad;
   float ctile[kMR * kNR];
   for (int64_t j0 = 0; j0 < N; j0 += kNR) {
     const int64_t nb = std::min(kNR, N - j0);
-    const float* Bp = B + j0;
-    int64_t ldbp = ldb;
-    if (nb < kNR) {  // ragged columns: a zero-padded copy of the panel
-      bpad.assign(static_cast<size_t>(K * kNR), 0.0f);
-      for (int64_t k = 0; k < K; ++k)
-        for (int64_t j = 0; j < nb; ++j) bpad[k * kNR + j] = B[k * ldb + j0 + j];
-      Bp = bpad.data();
-      ldbp = kNR;
+    for (int64_t k = 0; k < K; ++k) {
+      float* dst = bpack.data() + k * kNR;
+      const float* src = B + k * ldb + j0;
+      if (nb == kNR) {
+        store16(dst, load16(src));
+        store16(dst + 16, load16(src + 16));
+      } else {
+        for (int64_t j = 0; j < kNR; ++j) dst[j] = j < nb ? src[j] : 0.0f;
+      }
     }
     for (int64_t i0 = 0; i0 < M; i0 += kMR) {
       const int64_t mb = std::min(kMR, M - i0);
@@ -101,13 +98,13 @@ NORMNET_MULTIVERSION void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, co
         ldap = K;
       }
       if (mb == kMR && nb == kNR) {
-        micro_kernel(K, Ap, ldap, Bp, ldbp, C + i0 * ldc + j0, ldc);
+        micro_kernel(K, Ap, ldap, bpack.data(), C + i0 * ldc + j0, ldc);
         continue;
       }
       for (int64_t i = 0; i < kMR; ++i)
         for (int64_t j = 0; j < kNR; ++j)
           ctile[i * kNR + j] = (i < mb && j < nb) ? C[(i0 + i) * ldc + j0 + j] : 0.0f;
-      micro_kernel(K, Ap, ldap, Bp, ldbp, ctile, kNR);
+      micro_kernel(K, Ap, ldap, bpack.data(), ctile, kNR);
       for (int64_t i = 0; i < mb; ++i)
         for (int64_t j = 0; j < nb; ++j) C[(i0 + i) * ldc + j0 + j] = ctile[i * kNR + j];
     }
