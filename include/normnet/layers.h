@@ -25,6 +25,7 @@ class Conv : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   void reset_parameters(Rng& rng) override;  // U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch
   std::vector<Parameter*> own_parameters() override;
   ConvOptions opt;
@@ -41,6 +42,7 @@ class Linear : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   void reset_parameters(Rng& rng) override;
   std::vector<Parameter*> own_parameters() override;
   int64_t in_features, out_features;
@@ -68,6 +70,7 @@ class BatchNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   std::vector<Buffer> own_buffers() override;
   BatchNormOptions opt;
@@ -101,6 +104,7 @@ class Activation : public Module {
   Shape output_shape(const Shape& in) const override { return in; }
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { saved_ = Tensor(); }
   ActivationKind act;
   double param;
   bool pass_through = false;  // a ReLU applied by the fused BatchNorm before it (Sequential::fuse)
@@ -124,6 +128,7 @@ class Pool : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { std::vector<int32_t>().swap(argmax_); }
   PoolOptions opt;
  private:
   Shape in_shape_;
@@ -267,6 +272,7 @@ class GroupNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   GroupNormOptions opt;
   Parameter weight, bias;  // (C,): init 1 and 0, when affine
@@ -293,6 +299,7 @@ class LayerNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   LayerNormOptions opt;
   Parameter weight, bias;  // normalized_shape: init 1 and 0, when elementwise_affine
@@ -323,6 +330,7 @@ class InstanceNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   std::vector<Buffer> own_buffers() override;
   InstanceNormOptions opt;
@@ -362,6 +370,7 @@ class BatchRenorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   std::vector<Buffer> own_buffers() override;
   // The clipping limits the next training batch uses (the warmup schedule at
@@ -404,6 +413,7 @@ class GhostBatchNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Parameter*> own_parameters() override;
   std::vector<Buffer> own_buffers() override;
   GhostBatchNormOptions opt;
@@ -428,6 +438,7 @@ class FrozenBatchNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
+  void release_saved() override { input_ = Tensor(); }
   std::vector<Buffer> own_buffers() override;
   int64_t num_features;
   double eps;

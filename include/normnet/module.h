@@ -46,6 +46,9 @@ class Module {
   virtual Tensor forward(const Tensor& x) = 0;
   virtual Tensor backward(const Tensor& dy) = 0;
   virtual void reset_parameters(Rng&) {}
+  // Drops what forward kept for backward (Sequential calls it after each layer's forward when
+  // gradients are off, see NoGrad); a backward after it is an error naming the layer.
+  virtual void release_saved() {}
 
   virtual std::vector<Parameter*> own_parameters() { return {}; }
   virtual std::vector<Buffer> own_buffers() { return {}; }
@@ -78,6 +81,20 @@ class Module {
 };
 
 using ModulePtr = std::unique_ptr<Module>;
+
+// Gradients off, as torch.no_grad(): while a NoGrad lives (on this thread), Sequential drops
+// each layer's saved activations right after its forward, so inference holds a couple of
+// activations at a time instead of the whole network's. evaluate() uses it.
+bool grad_enabled();
+class NoGrad {
+ public:
+  NoGrad();
+  ~NoGrad();
+  NoGrad(const NoGrad&) = delete;
+  NoGrad& operator=(const NoGrad&) = delete;
+ private:
+  bool previous_;
+};
 
 // Marks the first layer that sees the network's input (following first children of
 // containers; not through a Residual or Concat, whose input feeds several branches) as not

@@ -61,4 +61,12 @@ void set_input_is_data(Module& root) {
   m->needs_input_grad = false;
 }
 
+namespace {
+thread_local bool g_grad_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGrad::NoGrad() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGrad::~NoGrad() { g_grad_enabled = previous_; }
+
 }  // namespace normnet

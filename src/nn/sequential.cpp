@@ -50,7 +50,11 @@ Shape Sequential::output_shape(const Shape& in) const {
 
 Tensor Sequential::forward(const Tensor& x) {
   Tensor h = x;
-  for (auto& [n, l] : layers_) h = l->forward(h);
+  const bool keep = grad_enabled();
+  for (auto& [n, l] : layers_) {
+    h = l->forward(h);
+    if (!keep) l->release_saved();
+  }
   return h;
 }
 
@@ -93,15 +97,23 @@ Tensor Residual::forward(const Tensor& x) {
   output_shape(x.shape());
   if (fused_bn_) {
     Tensor h = x;
-    for (size_t i = 0; i + 1 < body_->size(); ++i) h = body_->at(i).forward(h);
+    for (size_t i = 0; i + 1 < body_->size(); ++i) {
+      h = body_->at(i).forward(h);
+      if (!grad_enabled()) body_->at(i).release_saved();
+    }
     Tensor b = shortcut_ ? shortcut_->forward(x) : x;
-    return fused_bn_->forward_add_relu(h, b);
+    Tensor out = fused_bn_->forward_add_relu(h, b);
+    if (!grad_enabled()) fused_bn_->release_saved();
+    return out;
   }
   Tensor a = body_->forward(x).contiguous();
   Tensor b = (shortcut_ ? shortcut_->forward(x) : x).contiguous();
   Tensor sum(a.shape());
   kernels::add_forward(sum.data(), a.data(), b.data(), a.numel());
-  return post_ ? post_->forward(sum) : sum;
+  if (!post_) return sum;
+  Tensor out = post_->forward(sum);
+  if (!grad_enabled()) post_->release_saved();
+  return out;
 }
 
 Tensor Residual::backward(const Tensor& dy) {

@@ -15,6 +15,7 @@ EvalResult evaluate(Model& m, const Dataset& data, int64_t batch_size) {
   m.net->eval();
   release_cached_buffers();  // the training batches' buffers: other sizes than evaluation's
   CrossEntropyLoss loss;
+  NoGrad no_grad;  // inference: no activation kept for a backward
   double loss_sum = 0.0;
   for (int64_t b = 0; b < N; b += batch_size) {
     const int64_t e = std::min(N, b + batch_size);
