@@ -3,20 +3,13 @@
 // aligned middle runs 16 elements (one per lane) per iteration with GCC vector extensions, the
 // ragged head and tail run element by element into the same lanes.
 #include "kernels/channel_stats.h"
+#include "kernels/multiversion.h"
 
 #include <cstring>
 
 namespace normnet::kernels {
 
-#if defined(__x86_64__) && !defined(__clang__)
-#define NORMNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NORMNET_MULTIVERSION
-#endif
-
 #pragma GCC diagnostic ignored "-Wpsabi"
-// Helpers are always inlined: GCC does not inline a plain function into a target clone.
-#define NORMNET_INLINE inline __attribute__((always_inline))
 typedef float f16 __attribute__((vector_size(64)));
 typedef int32_t i16 __attribute__((vector_size(64)));
 typedef double d16 __attribute__((vector_size(128)));

@@ -3,17 +3,12 @@
 // scratch first, so the kernel is always C += A * B with every C element summed over k in
 // increasing order.
 #include "kernels/gemm.h"
+#include "kernels/multiversion.h"
 
 #include <algorithm>
 #include <vector>
 
 namespace normnet::kernels {
-
-#if defined(__x86_64__) && !defined(__clang__)
-#define NORMNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NORMNET_MULTIVERSION
-#endif
 
 namespace {
 

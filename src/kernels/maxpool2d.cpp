@@ -2,16 +2,11 @@
 #include <limits>
 
 #include "kernels/pool2d.h"
+#include "kernels/multiversion.h"
 
 namespace normnet::kernels {
 
 namespace {
-
-#if defined(__x86_64__) && !defined(__clang__)
-#define NORMNET_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define NORMNET_MULTIVERSION
-#endif
 
 // One candidate of a window, in scan order: a NaN that already won stays (NaN propagates, as
 // in PyTorch); otherwise a larger value or a NaN takes over, so the first maximum wins ties.
@@ -42,8 +37,6 @@ void maxpool2x2_row(T* y, int32_t* am, const T* r0, int32_t i0, int64_t w, int64
 // with lane masks instead of branches (the comparisons of real data are unpredictable). A
 // row's last < 8 outputs go through a zero-padded copy, so every output takes this path.
 #pragma GCC diagnostic ignored "-Wpsabi"
-// Helpers are always inlined: GCC does not inline a plain function into a target clone.
-#define NORMNET_INLINE inline __attribute__((always_inline))
 // Eight lanes: one AVX2 register (GCC lowers wider comparisons to scalar code on AVX2).
 typedef float f8 __attribute__((vector_size(32)));
 typedef int32_t i8 __attribute__((vector_size(32)));
