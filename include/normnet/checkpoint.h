@@ -30,6 +30,8 @@ struct LoadedCheckpoint {
   std::map<std::string, std::string> metadata;
 };
 LoadedCheckpoint load_checkpoint(const std::string& path);
+// The same on a checkpoint file's bytes in memory; `what` names it in messages.
+LoadedCheckpoint parse_checkpoint(const std::vector<uint8_t>& bytes, const std::string& what);
 
 // A point to resume training from: one file (train-state.safetensors) holding the model
 // (tensors "model.<state_dict name>", its description, normalization and counters), the

@@ -23,6 +23,8 @@ struct IdxArray {
 // Reads path (gzip if it starts with the gzip magic, raw otherwise). Throws normnet::Error
 // naming the file and the fault.
 IdxArray read_idx(const std::string& path);
+// The same on a file's bytes in memory (raw or gzip); `what` names it in messages.
+IdxArray parse_idx(const uint8_t* data, size_t size, const std::string& what);
 
 // Images as float in [0, 1], shape (N, C, H, W); labels in [0, classes).
 struct Dataset {
@@ -42,6 +44,8 @@ Dataset load_mnist_split(const std::string& dir, bool train, int64_t limit = -1,
 // 3073, label > 9 or >= classes.
 Dataset load_cifar10_split(const std::string& dir, bool train, int64_t limit = -1, int64_t classes = 10);
 bool is_cifar10_dir(const std::string& dir);  // data_batch_1.bin or test_batch.bin present
+// One CIFAR-10 batch file's bytes (the same checks, `what` naming it) as a data set.
+Dataset parse_cifar10(const uint8_t* data, size_t size, const std::string& what, int64_t classes = 10);
 // The split of DIR in whichever format it holds: CIFAR-10 binary when is_cifar10_dir(dir), else
 // MNIST/IDX (an existing directory with neither is an error naming both formats).
 Dataset load_split(const std::string& dir, bool train, int64_t limit = -1, int64_t classes = 10);

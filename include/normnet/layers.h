@@ -8,6 +8,8 @@
 
 namespace normnet {
 
+class Comm;  // distributed.h
+
 struct ConvOptions {
   int dims = 2;                       // 1: Conv1d (N, C, L); 2: Conv2d (N, C, H, W)
   int64_t in_channels = 1, out_channels = 1;
@@ -85,11 +87,20 @@ class BatchNorm : public Module {
   // relu(BN(x) + residual) and its backward {dx, dresidual}: the end of a fused Residual.
   Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
   std::pair<Tensor, Tensor> backward_add_relu(const Tensor& dy);
+  // SyncBatchNorm (set_sync_batchnorm, distributed.h): in training, the statistics and the
+  // backward's gradient sums run over the whole global batch of every rank of `sync`, which
+  // every rank's forward and backward must then reach (also with no samples); null: this
+  // process's batch alone. See kernels/batchnorm_sync.h.
+  Comm* sync = nullptr;
  private:
   Tensor run_forward(const Tensor& x, const Tensor* residual, bool relu);
   std::pair<Tensor, Tensor> run_backward(const Tensor& dy, bool residual);
+  void run_forward_sync(Tensor& out, const float* residual, uint64_t* mask);  // batchnorm_sync.cpp
+  std::pair<Tensor, Tensor> run_backward_sync(const Tensor& dy, bool residual);
   Tensor input_, mean_, var_, invstd_;
   bool used_batch_stats_ = false;
+  bool synced_ = false;         // the last forward used sync
+  int64_t sync_count_ = 0;      // its values per channel over all ranks
   int epilogue_ = 0;                 // of the last forward: 0 none, 1 ReLU, 2 add + ReLU
   std::vector<uint64_t> relu_mask_;  // 1 bit per output element (kernels/batchnorm_relu.h)
 };

@@ -51,4 +51,10 @@ struct ModelTransform {
 std::string transform_model(const std::string& json_text, const ModelTransform& t,
                             const std::string& source);
 
+// A zoo name or a JSON file's path with `t` applied to its description before it is built (as
+// normnet train --activation / --norm / --bn-position): the transformed description is the
+// model's spec. An empty `t` is load_model(name_or_path). A model named "model" gets the file's
+// stem plus t.suffix().
+Model load_model(const std::string& name_or_path, const ModelTransform& t);
+
 }  // namespace normnet

@@ -12,6 +12,8 @@
 
 namespace normnet {
 
+class Comm;  // distributed.h
+
 struct EvalResult {
   double loss = 0.0;
   double accuracy = 0.0;
@@ -35,6 +37,16 @@ struct TrainConfig {
   ScheduleOptions schedule;
   double clip_grad_norm = 0.0;   // > 0: clip_grad_norm (optim.h) to this before every update
   int64_t checkpoint_every = 0;  // > 0: on_checkpoint also after every this many steps
+  // Data parallel (docs/distributed.md): every rank of `comm` calls train() with the same
+  // configuration, data and initial model; each runs its shard_of() every global batch, the
+  // gradients are weighted by the shards' sizes and added over the ranks (the global batch's
+  // mean-loss gradient), so every rank takes the same update. Metrics are the global batch's;
+  // float buffers (running statistics) are averaged over the ranks before every checkpoint and
+  // evaluation, and the evaluation is split over the ranks. null or one rank: this process alone.
+  Comm* comm = nullptr;
+  // With comm: after every step, hash the parameters and fail unless every rank holds the same
+  // (always on in debug builds).
+  bool check_replicas = false;
 };
 
 struct EpochMetrics {

@@ -39,7 +39,28 @@ std::string cifar_root(const std::string& dir) {
   return "";
 }
 
-// Appends the records of one file (at most `want` of them; -1 = all) to images/labels.
+// Appends the records of one file's bytes (at most `want` of them; -1 = all) to pixels/labels.
+void append_cifar_records(const uint8_t* data, size_t size, const std::string& what, int64_t want,
+                          int64_t classes, std::vector<uint8_t>& pixels, std::vector<int32_t>& labels) {
+  check(size > 0, what, ": CIFAR-10 file is empty (expected 3073-byte records)");
+  check(size % kCifarRecord == 0, what, ": size ", size, " bytes is not a multiple of the ",
+        kCifarRecord, "-byte CIFAR-10 record (1 label byte + 3072 pixel bytes): truncated or not CIFAR-10 binary");
+  int64_t n = static_cast<int64_t>(size / kCifarRecord);
+  if (want >= 0 && want < n) n = want;
+  const size_t at = pixels.size();
+  pixels.resize(at + static_cast<size_t>(n * kCifarPixels));
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t* rec = data + i * kCifarRecord;
+    check(rec[0] <= 9, what, ": record ", i, " has label ", static_cast<int>(rec[0]),
+          ", CIFAR-10 labels are 0..9");
+    check(rec[0] < classes, what, ": label ", static_cast<int>(rec[0]), " at record ", i,
+          " is outside [0, ", classes, ") for a model of ", classes, " classes");
+    labels.push_back(rec[0]);
+    std::copy(rec + kCifarLabelBytes, rec + kCifarRecord, pixels.begin() + at + i * kCifarPixels);
+  }
+}
+
+// The file's size is checked before anything is read; then only the records wanted are read.
 void read_cifar_file(const std::string& path, int64_t want, int64_t classes, std::vector<uint8_t>& pixels,
                      std::vector<int32_t>& labels) {
   std::error_code ec;
@@ -53,19 +74,22 @@ void read_cifar_file(const std::string& path, int64_t want, int64_t classes, std
   if (want >= 0 && want < n) n = want;
   std::ifstream f(path, std::ios::binary);
   check(f.good(), path, ": cannot open CIFAR-10 file");
-  std::vector<uint8_t> rec(kCifarRecord);
-  const size_t at = pixels.size();
-  pixels.resize(at + static_cast<size_t>(n * kCifarPixels));
-  for (int64_t i = 0; i < n; ++i) {
-    f.read(reinterpret_cast<char*>(rec.data()), kCifarRecord);
-    check(f.gcount() == kCifarRecord, path, ": cannot read record ", i, " (the file shrank while read?)");
-    check(rec[0] <= 9, path, ": record ", i, " has label ", static_cast<int>(rec[0]),
-          ", CIFAR-10 labels are 0..9");
-    check(rec[0] < classes, path, ": label ", static_cast<int>(rec[0]), " at record ", i,
-          " is outside [0, ", classes, ") for a model of ", classes, " classes");
-    labels.push_back(rec[0]);
-    std::copy(rec.begin() + kCifarLabelBytes, rec.end(), pixels.begin() + at + i * kCifarPixels);
-  }
+  std::vector<uint8_t> bytes(static_cast<size_t>(n * kCifarRecord));
+  f.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  check(f.gcount() == static_cast<std::streamsize>(bytes.size()), path, ": cannot read record ",
+        f.gcount() / kCifarRecord, " (the file shrank while read?)");
+  append_cifar_records(bytes.data(), bytes.size(), path, -1, classes, pixels, labels);
+}
+
+Dataset to_dataset(const std::vector<uint8_t>& pixels, std::vector<int32_t> labels, int64_t classes) {
+  Dataset data;
+  const int64_t n = static_cast<int64_t>(labels.size());
+  data.images = Tensor(Shape{n, 3, 32, 32});  // (N, C, H, W): the records are already CHW
+  float* out = data.images.data();
+  for (size_t i = 0; i < pixels.size(); ++i) out[i] = static_cast<float>(pixels[i]) / 255.0f;
+  data.labels = std::move(labels);
+  data.classes = classes;
+  return data;
 }
 
 bool has_mnist_files(const std::string& dir) {
@@ -104,14 +128,15 @@ Dataset load_cifar10_split(const std::string& dir, bool train, int64_t limit, in
     if (want == 0) break;
     read_cifar_file((fs::path(root) / name).string(), want, classes, pixels, labels);
   }
-  Dataset data;
-  const int64_t n = static_cast<int64_t>(labels.size());
-  data.images = Tensor(Shape{n, 3, 32, 32});  // (N, C, H, W): the records are already CHW
-  float* out = data.images.data();
-  for (size_t i = 0; i < pixels.size(); ++i) out[i] = static_cast<float>(pixels[i]) / 255.0f;
-  data.labels = std::move(labels);
-  data.classes = classes;
-  return data;
+  return to_dataset(pixels, std::move(labels), classes);
+}
+
+Dataset parse_cifar10(const uint8_t* data, size_t size, const std::string& what, int64_t classes) {
+  check(classes >= 1, "parse_cifar10: classes is ", classes, " (expected at least 1)");
+  std::vector<uint8_t> pixels;
+  std::vector<int32_t> labels;
+  append_cifar_records(data, size, what, -1, classes, pixels, labels);
+  return to_dataset(pixels, std::move(labels), classes);
 }
 
 Dataset load_split(const std::string& dir, bool train, int64_t limit, int64_t classes) {

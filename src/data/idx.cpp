@@ -7,7 +7,8 @@
 // is checked for int64 overflow first. For a raw regular file the payload size is known from the
 // file size, so a mismatch is reported before any allocation. For gzip the decompressed size is
 // unknown until read, so the payload is read in chunks, never past the claimed size plus one byte,
-// and claims over kMaxIdxPayloadBytes are refused outright.
+// and claims over kMaxIdxPayloadBytes are refused outright. The same reader runs on bytes in
+// memory (parse_idx), where a raw payload's size is the buffer's.
 #include <sys/stat.h>
 #include <zlib.h>
 
@@ -64,8 +65,10 @@ std::string dims_str(const std::vector<int64_t>& dims) {
   return s.str();
 }
 
-// A raw or gzip file read front to back. read() returns fewer bytes than asked only at the end
-// of the (decompressed) data, and throws on I/O errors and corrupt gzip streams.
+// A raw or gzip file, or the same bytes in memory, read front to back. read() returns fewer
+// bytes than asked only at the end of the (decompressed) data, and throws on I/O errors and
+// corrupt gzip streams. Gzip in memory is inflated with zlib's stream API as gzread does for
+// files: concatenated members are read in turn, anything after the last member ends the data.
 class IdxInput {
  public:
   explicit IdxInput(const std::string& path) : path_(path) {
@@ -91,15 +94,27 @@ class IdxInput {
     if (fstat(fileno(raw_), &st) == 0 && S_ISREG(st.st_mode)) known_size_ = st.st_size;
     std::rewind(raw_);
   }
+  IdxInput(const uint8_t* data, size_t size, const std::string& what)
+      : path_(what), mem_(data), mem_size_(size), in_memory_(true) {
+    if (size >= 2 && data[0] == 0x1f && data[1] == 0x8b) {
+      std::memset(&zs_, 0, sizeof zs_);
+      if (inflateInit2(&zs_, 16 + MAX_WBITS) != Z_OK) fail(what, ": cannot start zlib");
+      zs_open_ = true;
+      return;
+    }
+    known_size_ = static_cast<int64_t>(size);
+  }
   ~IdxInput() {
     if (raw_) std::fclose(raw_);
     if (gz_) gzclose(gz_);
+    if (zs_open_) inflateEnd(&zs_);
   }
   IdxInput(const IdxInput&) = delete;
   IdxInput& operator=(const IdxInput&) = delete;
 
-  bool is_gzip() const { return gz_ != nullptr; }
-  // Total size of a raw regular file, -1 for gzip (and for pipes and the like).
+  bool is_gzip() const { return gz_ != nullptr || zs_open_; }
+  // Total size of raw data whose size is known (a regular file, memory), -1 for gzip (and for
+  // pipes and the like).
   int64_t known_size() const { return known_size_; }
 
   size_t read(uint8_t* dst, size_t n) {
@@ -107,7 +122,13 @@ class IdxInput {
     while (total < n) {
       const size_t want = std::min(n - total, kReadChunk);
       size_t got = 0;
-      if (raw_) {
+      if (zs_open_) {
+        got = inflate_some(dst + total, want);
+      } else if (in_memory_) {
+        got = std::min(want, mem_size_ - mem_pos_);
+        if (got > 0) std::memcpy(dst + total, mem_ + mem_pos_, got);
+        mem_pos_ += got;
+      } else if (raw_) {
         got = std::fread(dst + total, 1, want, raw_);
         if (std::ferror(raw_)) fail(path_, ": cannot read IDX file: ", std::strerror(errno));
       } else {
@@ -130,17 +151,68 @@ class IdxInput {
   }
 
  private:
+  // Up to n (<= kReadChunk) decompressed bytes from memory; fewer only at the end of the data.
+  size_t inflate_some(uint8_t* dst, size_t n) {
+    zs_.next_out = dst;
+    zs_.avail_out = static_cast<uInt>(n);
+    while (zs_.avail_out > 0 && !z_done_) {
+      if (zs_.avail_in == 0) {
+        const size_t left = mem_size_ - mem_pos_;
+        if (left == 0) fail(path_, ": corrupt gzip stream (zlib: unexpected end of file)");
+        const size_t take = std::min<size_t>(left, 1u << 30);
+        zs_.next_in = const_cast<Bytef*>(mem_ + mem_pos_);
+        zs_.avail_in = static_cast<uInt>(take);
+        mem_pos_ += take;
+      }
+      const int r = inflate(&zs_, Z_NO_FLUSH);
+      if (r == Z_STREAM_END) {
+        // Another gzip member may follow; anything else ends the data (as gzread does).
+        const size_t rest = zs_.avail_in + (mem_size_ - mem_pos_);
+        const uint8_t* next = zs_.avail_in ? zs_.next_in : mem_ + mem_pos_;
+        if (rest >= 2 && next[0] == 0x1f && next[1] == 0x8b) {
+          if (inflateReset(&zs_) != Z_OK) fail(path_, ": cannot restart zlib");
+          continue;
+        }
+        z_done_ = true;
+        break;
+      }
+      if (r != Z_OK) {
+        const char* why = zs_.msg ? zs_.msg : r == Z_BUF_ERROR ? "unexpected end of file" : "unknown error";
+        fail(path_, ": corrupt gzip stream (zlib: ", why, ")");
+      }
+    }
+    return n - zs_.avail_out;
+  }
+
   std::string path_;
   std::FILE* raw_ = nullptr;
   gzFile gz_ = nullptr;
   int64_t known_size_ = -1;
+  const uint8_t* mem_ = nullptr;
+  size_t mem_size_ = 0, mem_pos_ = 0;
+  bool in_memory_ = false;
+  z_stream zs_{};
+  bool zs_open_ = false, z_done_ = false;
 };
+
+// The header, then the payload, checked as described at the top of this file.
+IdxArray read_idx_from(IdxInput& in, const std::string& path);
 
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
   IdxInput in(path);
+  return read_idx_from(in, path);
+}
 
+IdxArray parse_idx(const uint8_t* data, size_t size, const std::string& what) {
+  IdxInput in(data, size, what);
+  return read_idx_from(in, what);
+}
+
+namespace {
+
+IdxArray read_idx_from(IdxInput& in, const std::string& path) {
   uint8_t head[4];
   const size_t head_got = in.read(head, 4);
   check(head_got == 4, path, ": truncated: ", head_got,
@@ -216,6 +288,8 @@ IdxArray read_idx(const std::string& path) {
   return a;
 }
 
+}  // namespace
+
 Tensor idx_to_images(const IdxArray& a, const std::string& what) {
   check(a.type == 0x08, what, ": IDX type byte is 0x", hex_byte(a.type), " (",
         idx_type_name(a.type), "), expected 0x08 (ubyte) for images");
@@ -223,9 +297,11 @@ Tensor idx_to_images(const IdxArray& a, const std::string& what) {
         dims_str(a.dims), ", expected rank 3 (N, H, W) for images");
   const int64_t n = a.dims[0], h = a.dims[1], w = a.dims[2];
   check(h > 0 && w > 0, what, ": image size ", h, "x", w, " is empty");
-  int64_t numel = 0;
-  check(!__builtin_mul_overflow(n, h * w, &numel), what, ": IDX dimensions ", dims_str(a.dims),
-        " overflow int64");
+  // Both products checked: h * w alone can overflow when n is 0 (an empty array of huge
+  // images has no payload to contradict it; found by fuzz/fuzz_idx.cpp).
+  int64_t plane = 0, numel = 0;
+  check(!__builtin_mul_overflow(h, w, &plane) && !__builtin_mul_overflow(n, plane, &numel), what,
+        ": IDX dimensions ", dims_str(a.dims), " overflow int64");
   check(static_cast<int64_t>(a.bytes.size()) == numel, what, ": IDX dimensions ",
         dims_str(a.dims), " need ", numel, " bytes but the array holds ", a.bytes.size());
   Tensor images(Shape{n, 1, h, w});  // (N, 1, H, W)

@@ -15,10 +15,17 @@ Tensor read_png(const std::string& path, int64_t channels, int64_t height, int64
   check(channels == 1 || channels == 3, path, ": the model takes ", channels,
         " input channels; PNG input supports 1 (gray) or 3 (RGB)");
   const std::vector<uint8_t> bytes = read_file(path);
+  return decode_png(bytes.data(), bytes.size(), path, channels, height, width);
+}
+
+Tensor decode_png(const uint8_t* data, size_t size, const std::string& path, int64_t channels, int64_t height,
+                  int64_t width) {
+  check(channels == 1 || channels == 3, path, ": the model takes ", channels,
+        " input channels; PNG input supports 1 (gray) or 3 (RGB)");
   png_image img;
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, bytes.data(), bytes.size()))
+  if (!png_image_begin_read_from_memory(&img, data, size))
     fail(path, ": not a readable PNG (", img.message, ")");
   if (static_cast<int64_t>(img.height) != height || static_cast<int64_t>(img.width) != width) {
     const std::string got = std::to_string(img.width) + "x" + std::to_string(img.height);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "normnet/error.h"
+#include "normnet/fileio.h"
 
 namespace normnet {
 
@@ -63,8 +64,10 @@ void save_checkpoint(const std::string& path, Model& m, const Normalization& nor
   write_safetensors(path, f);
 }
 
-LoadedCheckpoint load_checkpoint(const std::string& path) {
-  const StFile f = read_safetensors(path);
+LoadedCheckpoint load_checkpoint(const std::string& path) { return parse_checkpoint(read_file(path), path); }
+
+LoadedCheckpoint parse_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path) {
+  const StFile f = parse_safetensors(bytes, path);
   auto meta = [&](const char* key) -> const std::string& {
     auto it = f.metadata.find(key);
     check(it != f.metadata.end(), path, ": not a normnet checkpoint (no '", key,

@@ -127,7 +127,13 @@ struct DuplicateFinder {
   size_t depth = 0;  // 1: a top-level key
   std::string owner, key;
 
-  bool operator()(int, json::parse_event_t event, json& parsed) {
+  struct TooDeep {};
+  static constexpr int kMaxDepth = 16;  // a header nests 3 levels ({name: {shape: [...]}})
+
+  bool operator()(int nesting, json::parse_event_t event, json& parsed) {
+    // Parsing is iterative, but dump() (error messages) and other walks recurse: a header of
+    // 300000 nested '[' overflowed the stack (found with fuzz/fuzz_safetensors.cpp).
+    if (nesting > kMaxDepth) throw TooDeep{};
     switch (event) {
       case json::parse_event_t::object_start:
         frames.push_back({{}, frames.empty() ? std::string() : frames.back().last_key, {}});
@@ -292,6 +298,8 @@ StFile parse_safetensors(const std::vector<uint8_t>& file, const std::string& wh
     root = json::parse(header, std::ref(dups));
   } catch (const json::exception& e) {
     bad_file(what, "header is not valid JSON: ", e.what());
+  } catch (const DuplicateFinder::TooDeep&) {
+    bad_file(what, "header nests deeper than ", DuplicateFinder::kMaxDepth, " levels");
   }
   if (!root.is_object()) bad_file(what, "header is not a JSON object");
   if (dups.found) {
@@ -373,7 +381,10 @@ std::vector<uint8_t> serialize_safetensors(const StFile& f) {
     header += "}";
   }
   uint64_t offset = 0;
-  for (const auto& [name, t] : f.tensors) {
+  for (const auto& entry : f.tensors) {
+    // Not a structured binding: clang 14 (the fuzzing build) cannot capture those in a lambda.
+    const std::string& name = entry.first;
+    const StTensor& t = entry.second;
     auto bad = [&](const auto&... parts) {
       fail("safetensors: cannot write tensor '", name, "': ", parts...);
     };

@@ -67,6 +67,11 @@ Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu
   used_batch_stats_ = training_ || !opt.track_running_stats;
   relu_mask_.assign(epilogue_ ? kernels::relu_mask_words(x.numel()) : 0, 0);
   uint64_t* mask = relu_mask_.data();
+  synced_ = sync && training_;
+  if (synced_) {  // every rank gets here, also one with an empty batch
+    run_forward_sync(out, r, mask);
+    return out;
+  }
   if (s.count() == 0) {
     // Empty batch, as PyTorch: an empty output, running statistics untouched, but the batch
     // is still counted in training (torch increments num_batches_tracked before normalizing).
@@ -115,6 +120,7 @@ Tensor BatchNorm::run_forward(const Tensor& x, const Tensor* residual, bool relu
 
 std::pair<Tensor, Tensor> BatchNorm::run_backward(const Tensor& dy, bool residual) {
   check(input_.defined(), label(), ": backward called before forward");
+  if (synced_) return run_backward_sync(dy, residual);
   const kernels::BatchNormShape s = channel_shape(input_.shape());
   if (s.count() == 0) return {Tensor(input_.shape()), residual ? Tensor(input_.shape()) : Tensor()};
   Tensor dx = Tensor::empty(input_.shape());  // every kernel below writes all of it

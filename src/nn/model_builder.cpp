@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "nn/description_json.h"
 #include "normnet/error.h"
 #include "normnet/model.h"
 
@@ -15,12 +16,47 @@ namespace {
 
 struct Ctx {
   std::string where;  // "models/seed001.json: layers[3] (Conv2d 'conv2')"
+  int64_t* values = nullptr;  // parameter and buffer values of the layers built so far
 };
+
+// Bounds on what a description may ask for, checked before anything is allocated: a file of a
+// few bytes must not make normnet allocate terabytes, nor overflow int64 in shape arithmetic
+// (both found by fuzz/fuzz_model.cpp). Integers (sizes, channels, features, kernel, stride,
+// padding, dilation, groups, steps) are at most 2^31 in magnitude, so that products of two of
+// them (dilation * kernel) stay exact; a model holds at most 2^27 parameter and buffer values
+// (512 MB of float32, as much again for gradients), ten times the zoo's largest (resnet18).
+constexpr int64_t kMaxDescriptionInt = int64_t{1} << 31;
+constexpr int64_t kMaxModelValues = int64_t{1} << 27;
+
+// Adds the values of tensors of these shapes to the model's count; an error past the limit.
+void reserve(const Ctx& c, std::initializer_list<std::initializer_list<int64_t>> shapes) {
+  for (const auto& shape : shapes) {
+    int64_t n = 1;
+    for (int64_t d : shape) {
+      if (d <= 0) {  // the layer's constructor reports it
+        n = 0;
+        break;
+      }
+      if (__builtin_mul_overflow(n, d, &n)) n = INT64_MAX;
+    }
+    if (__builtin_add_overflow(*c.values, n, c.values)) *c.values = INT64_MAX;
+    check(*c.values <= kMaxModelValues, c.where, ": the model would hold more than ", kMaxModelValues,
+          " parameter and buffer values");
+  }
+}
 
 void check_keys(const json& j, const std::set<std::string>& allowed, const Ctx& c) {
   for (auto it = j.begin(); it != j.end(); ++it)
     check(allowed.count(it.key()) != 0 || it.key() == "type" || it.key() == "name" || it.key() == "comment",
           c.where, ": unknown key '", it.key(), "'");
+}
+
+// An integer of at most kMaxDescriptionInt in magnitude.
+bool in_range(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= uint64_t(kMaxDescriptionInt);
+  if (!v.is_number_integer()) return false;
+  const int64_t i = v.get<int64_t>();
+  return i >= -kMaxDescriptionInt && i <= kMaxDescriptionInt;
 }
 
 int64_t get_int(const json& j, const char* key, int64_t dflt, const Ctx& c, bool required = false) {
@@ -29,6 +65,7 @@ int64_t get_int(const json& j, const char* key, int64_t dflt, const Ctx& c, bool
     return dflt;
   }
   check(j[key].is_number_integer(), c.where, ": '", key, "' must be an integer, got ", j[key].dump());
+  check(in_range(j[key]), c.where, ": '", key, "' is ", j[key].dump(), ", out of range (at most 2^31 in magnitude)");
   return j[key].get<int64_t>();
 }
 
@@ -40,9 +77,14 @@ std::pair<int64_t, int64_t> get_pair(const json& j, const char* key, int64_t dfl
     return {dflt, dflt};
   }
   const json& v = j[key];
-  if (v.is_number_integer()) return {v.get<int64_t>(), v.get<int64_t>()};
+  if (v.is_number_integer()) {
+    check(in_range(v), c.where, ": '", key, "' is ", v.dump(), ", out of range (at most 2^31 in magnitude)");
+    return {v.get<int64_t>(), v.get<int64_t>()};
+  }
   check(v.is_array() && v.size() == 2 && v[0].is_number_integer() && v[1].is_number_integer(),
         c.where, ": '", key, "' must be an integer or [h, w], got ", v.dump());
+  check(in_range(v[0]) && in_range(v[1]), c.where, ": '", key, "' is ", v.dump(),
+        ", out of range (at most 2^31 in magnitude)");
   return {v[0].get<int64_t>(), v[1].get<int64_t>()};
 }
 
@@ -59,7 +101,8 @@ bool get_bool(const json& j, const char* key, bool dflt, const Ctx& c) {
 }
 
 std::unique_ptr<Sequential> build_sequence(const json& layers, Shape& shape, const std::string& base,
-                                           const std::string& path_prefix, const std::string& src);
+                                           const std::string& path_prefix, const std::string& src,
+                                           int64_t* values);
 
 ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::string& path,
                       const std::string& src) {
@@ -80,6 +123,8 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     std::tie(o.dilation_h, o.dilation_w) = get_pair(j, "dilation", 1, c);
     o.groups = get_int(j, "groups", 1, c);
     o.bias = get_bool(j, "bias", true, c);
+    reserve(c, {{o.out_channels, o.groups > 0 ? o.in_channels / o.groups : 0, o.dims == 1 ? 1 : o.kernel_h, o.kernel_w},
+                {o.bias ? o.out_channels : 0}});
     try {
       m = std::make_unique<Conv>(o);
     } catch (const Error& e) {
@@ -89,6 +134,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     check_keys(j, {"in_features", "out_features", "bias"}, c);
     const int64_t in = get_int(j, "in_features", 0, c, true), out = get_int(j, "out_features", 0, c, true);
     const bool bias = get_bool(j, "bias", true, c);
+    reserve(c, {{out, in}, {bias ? out : 0}});
     try {
       m = std::make_unique<Linear>(in, out, bias);
     } catch (const Error& e) {
@@ -104,6 +150,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     else o.momentum = get_num(j, "momentum", 0.1, c);
     o.affine = get_bool(j, "affine", true, c);
     o.track_running_stats = get_bool(j, "track_running_stats", true, c);
+    reserve(c, {{4, o.num_features}});
     try {
       m = std::make_unique<BatchNorm>(o);
     } catch (const Error& e) {
@@ -116,6 +163,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     o.num_channels = get_int(j, "num_channels", 0, c, true);
     o.eps = get_num(j, "eps", 1e-5, c);
     o.affine = get_bool(j, "affine", true, c);
+    reserve(c, {{2, o.num_channels}});
     try {
       m = std::make_unique<GroupNorm>(o);
     } catch (const Error& e) {
@@ -128,12 +176,18 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     LayerNormOptions o;
     o.normalized_shape.clear();
     for (const json& v : ns.is_array() ? ns : json::array({ns})) {
-      check(v.is_number_integer(), c.where,
-            ": 'normalized_shape' must be an integer or an array of integers, got ", ns.dump());
+      check(v.is_number_integer() && in_range(v), c.where,
+            ": 'normalized_shape' must be an integer or an array of integers (at most 2^31), got ", ns.dump());
       o.normalized_shape.push_back(v.get<int64_t>());
     }
     o.eps = get_num(j, "eps", 1e-5, c);
     o.elementwise_affine = get_bool(j, "elementwise_affine", true, c);
+    for (int k = 0; k < 2; ++k) {
+      int64_t n = 1;
+      for (int64_t d : o.normalized_shape)
+        if (d <= 0 || __builtin_mul_overflow(n, d, &n)) n = d <= 0 ? 0 : INT64_MAX;
+      reserve(c, {{n}});
+    }
     try {
       m = std::make_unique<LayerNorm>(o);
     } catch (const Error& e) {
@@ -150,6 +204,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     o.momentum = get_num(j, "momentum", 0.1, c);
     o.affine = get_bool(j, "affine", false, c);
     o.track_running_stats = get_bool(j, "track_running_stats", false, c);
+    reserve(c, {{4, o.num_features}});
     try {
       m = std::make_unique<InstanceNorm>(o);
     } catch (const Error& e) {
@@ -194,7 +249,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
           ": 'shape' must be a non-empty array of per-sample sizes");
     std::vector<int64_t> s;
     for (auto& v : j["shape"]) {
-      check(v.is_number_integer() && v.get<int64_t>() > 0, c.where, ": bad size ", v.dump(), " in 'shape'");
+      check(v.is_number_integer() && in_range(v) && v.get<int64_t>() > 0, c.where, ": bad size ", v.dump(), " in 'shape'");
       s.push_back(v.get<int64_t>());
     }
     m = std::make_unique<Reshape>(s);
@@ -231,7 +286,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
       }
       check(bnames.insert(bname).second, bw, ": duplicate branch name '", bname, "'");
       Shape bs = shape;
-      branches.emplace_back(bname, build_sequence(b["layers"], bs, bw, path + bname + ".", src));
+      branches.emplace_back(bname, build_sequence(b["layers"], bs, bw, path + bname + ".", src, c.values));
       check(bs.rank >= 2, bw, ": gives ", bs.str(), ", expected (N, C, ...) to concatenate along C");
       if (i == 0) {
         out = bs;
@@ -251,12 +306,15 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     check_keys(j, {"body", "shortcut", "shortcut_name", "activation"}, c);
     check(j.contains("body") && j["body"].is_array(), c.where, ": 'body' must be an array of layers");
     Shape body_shape = shape, short_shape = shape;
-    auto body = build_sequence(j["body"], body_shape, c.where + " body", path, src);
+    auto body = build_sequence(j["body"], body_shape, c.where + " body", path, src, c.values);
+    check(!j.contains("shortcut_name") || (j["shortcut_name"].is_string() && !j["shortcut_name"].get<std::string>().empty() &&
+                                           j["shortcut_name"].get<std::string>().find('.') == std::string::npos),
+          c.where, ": 'shortcut_name' must be a non-empty string without dots");
     std::string sname = j.value("shortcut_name", std::string("shortcut"));
     std::unique_ptr<Sequential> shortcut;
     if (j.contains("shortcut") && !j["shortcut"].is_null()) {
       check(j["shortcut"].is_array(), c.where, ": 'shortcut' must be an array of layers or null");
-      shortcut = build_sequence(j["shortcut"], short_shape, c.where + " shortcut", path + sname + ".", src);
+      shortcut = build_sequence(j["shortcut"], short_shape, c.where + " shortcut", path + sname + ".", src, c.values);
     }
     check(body_shape == short_shape, c.where, ": the body gives ", body_shape.str(),
           " but the shortcut gives ", short_shape.str());
@@ -283,9 +341,10 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     o.r_max = get_num(j, "r_max", 3.0, c);
     o.d_max = get_num(j, "d_max", 5.0, c);
     o.affine = get_bool(j, "affine", true, c);
+    reserve(c, {{6, o.num_features}});  // with last_r, last_d
     if (j.contains("warmup")) {
       const json& w = j["warmup"];
-      check(w.is_array() && w.size() == 2 && w[0].is_number_integer() && w[1].is_number_integer(),
+      check(w.is_array() && w.size() == 2 && in_range(w[0]) && in_range(w[1]),
             c.where, ": 'warmup' must be [start_step, end_step], got ", w.dump());
       o.warmup_start = w[0].get<int64_t>();
       o.warmup_end = w[1].get<int64_t>();
@@ -307,6 +366,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     else o.momentum = get_num(j, "momentum", 0.1, c);
     o.affine = get_bool(j, "affine", true, c);
     o.track_running_stats = get_bool(j, "track_running_stats", true, c);
+    reserve(c, {{4, o.num_features}});
     try {
       m = std::make_unique<GhostBatchNorm>(o);
     } catch (const Error& e) {
@@ -316,6 +376,7 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
     check_keys(j, {"num_features", "eps"}, c);
     const int64_t nf = get_int(j, "num_features", 0, c, true);
     const double eps = get_num(j, "eps", 1e-5, c);
+    reserve(c, {{4, nf}});
     try {
       m = std::make_unique<FrozenBatchNorm>(nf, eps);
     } catch (const Error& e) {
@@ -343,7 +404,8 @@ ModulePtr build_layer(const json& j, Shape& shape, const Ctx& c, const std::stri
 }
 
 std::unique_ptr<Sequential> build_sequence(const json& layers, Shape& shape, const std::string& base,
-                                           const std::string& path_prefix, const std::string& src) {
+                                           const std::string& path_prefix, const std::string& src,
+                                           int64_t* values) {
   auto seq = std::make_unique<Sequential>();
   check(layers.is_array(), base, ": 'layers' must be an array");
   std::set<std::string> names;
@@ -358,6 +420,7 @@ std::unique_ptr<Sequential> build_sequence(const json& layers, Shape& shape, con
     }
     check(names.insert(name).second, base, ": layers[", i, "]: duplicate layer name '", name, "'");
     Ctx c;
+    c.values = values;
     c.where = base + ": layers[" + std::to_string(i) + "]" +
               (j.is_object() && j.contains("type") && j["type"].is_string()
                    ? " (" + j["type"].get<std::string>() + " '" + path_prefix + name + "')"
@@ -388,16 +451,14 @@ void Model::init_parameters(uint64_t seed) {
 }
 
 Model build_model(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    fail(source, ": not valid JSON: ", e.what());
-  }
+  json j = parse_description(text, source);  // nesting bounded (src/nn/description_json.h)
   check(j.is_object(), source, ": a model description must be a JSON object");
   Ctx top{source};
   check_keys(j, {"description", "notes", "input", "classes", "layers", "adapted_from"}, top);
   Model m;
+  // json::value would throw nlohmann's type_error for a name that is not a string (found by
+  // fuzz/fuzz_model.cpp).
+  if (j.contains("name") && !j["name"].is_string()) fail(source, ": 'name' must be a string, got ", j["name"].dump());
   m.name = j.value("name", std::string("model"));
   m.spec = j.dump();
   check(j.contains("input") && j["input"].is_array() && !j["input"].empty() && j["input"].size() <= 3,
@@ -411,7 +472,8 @@ Model build_model(const std::string& text, const std::string& source) {
   check(m.classes >= 2 && m.classes <= 100000, source, ": 'classes' must be in [2, 100000]");
   check(j.contains("layers"), source, ": missing 'layers'");
   Shape shape = m.batch_shape(1);
-  m.net = build_sequence(j["layers"], shape, source, "", source);
+  int64_t values = 0;
+  m.net = build_sequence(j["layers"], shape, source, "", source, &values);
   check(shape.rank == 2 && shape[1] == m.classes, source, ": the network's output is ", shape.str(),
         " for one sample but the model has ", m.classes,
         " classes: the last layer must give (N, classes)");

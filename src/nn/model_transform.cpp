@@ -6,10 +6,13 @@
 // (--bn-position), then every BatchNorm is replaced by the chosen normalization. The position
 // rewrite runs on BatchNorm layers before they are replaced, so it means the same for every
 // --norm. Layers keep their names, so state_dict names stay "bn1.weight" whatever the norm.
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "nn/description_json.h"
 #include "normnet/error.h"
+#include "normnet/fileio.h"
 #include "normnet/model.h"
 
 namespace normnet {
@@ -196,12 +199,7 @@ std::string transform_model(const std::string& json_text, const ModelTransform& 
     if (t.norm.rfind("gn:", 0) == 0) ModelTransform::parse_count(t.norm.substr(3), "--norm gn:G");
     else replace_norm(probe, t, "--norm");
   }
-  json j;
-  try {
-    j = json::parse(json_text);
-  } catch (const json::exception& e) {
-    fail(source, ": not valid JSON: ", e.what());
-  }
+  json j = parse_description(json_text, source);  // nesting bounded (src/nn/description_json.h)
   check(j.is_object(), source, ": a model description must be a JSON object");
   if (t.empty()) return j.dump();
   if (j.contains("layers")) transform_layers(j["layers"], t, source, "layers");
@@ -215,6 +213,15 @@ std::string transform_model(const std::string& json_text, const ModelTransform& 
   if (!j.contains("notes") || !j["notes"].is_array()) j["notes"] = json::array();
   j["notes"].push_back(what);
   return j.dump();
+}
+
+Model load_model(const std::string& name_or_path, const ModelTransform& t) {
+  if (t.empty()) return load_model(name_or_path);
+  const std::string path = find_model_file(name_or_path);
+  const auto bytes = read_file(path);
+  Model m = build_model(transform_model(std::string(bytes.begin(), bytes.end()), t, path), path);
+  if (m.name == "model") m.name = std::filesystem::path(path).stem().string() + t.suffix();
+  return m;
 }
 
 }  // namespace normnet

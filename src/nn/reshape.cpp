@@ -12,17 +12,16 @@ std::string Reshape::describe() const {
 
 Shape Reshape::output_shape(const Shape& in) const {
   check(in.rank >= 1, label(), ": input needs a batch dimension");
-  const int64_t per = in[0] > 0 ? in.numel() / in[0] : [&] {
-    int64_t p = 1;
-    for (int i = 1; i < in.rank; ++i) p *= in[i];
-    return p;
-  }();
+  int64_t per = 1;  // values per sample
+  for (int i = 1; i < in.rank; ++i)
+    check(!__builtin_mul_overflow(per, in[i], &per), label(), ": input ", in.str(), " overflows int64");
   if (target.empty()) return Shape{in[0], per};
   std::vector<int64_t> d{in[0]};
   int64_t prod = 1;
+  // Checked: a target of huge sizes overflowed int64 here (found by fuzz/fuzz_model.cpp).
   for (int64_t t : target) {
     d.push_back(t);
-    prod *= t;
+    check(!__builtin_mul_overflow(prod, t, &prod), label(), ": target shape overflows int64");
   }
   check(prod == per, label(), ": cannot reshape ", in.str(), " to (N, ...) with ", prod,
         " values per sample");

@@ -2,12 +2,15 @@
 // scheduled learning rate, forward and loss (check), backward (check the gradient norm, clip),
 // update (check parameters and buffers), then callbacks. Everything random comes from one
 // generator drawn in a fixed order, and the run's position is a TrainProgress, so a run
-// continued from a checkpoint repeats the uninterrupted one bit for bit.
+// continued from a checkpoint repeats the uninterrupted one bit for bit. Data parallel
+// (cfg.comm, distributed.h), each rank runs its shard of the batch and the gradients, metrics
+// and buffers are exchanged at fixed points, so every rank draws and updates identically.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
 
+#include "normnet/distributed.h"
 #include "normnet/error.h"
 #include "normnet/train.h"
 #include "train/model_state.h"
@@ -110,9 +113,17 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
   set_input_is_data(*m.net);  // conv1 skips the gradient of the images
   Rng rng;
   rng.set_state(p.rng);
-  Tensor batch;
-  std::vector<int32_t> labels;
+  Tensor batch, full_batch;
+  std::vector<int32_t> labels, full_labels;
   std::vector<int64_t> order(static_cast<size_t>(N));
+  const int ranks = cfg.comm ? cfg.comm->size() : 1;
+  const bool dist = ranks > 1;
+#ifdef NDEBUG
+  const bool check_hash = dist && cfg.check_replicas;
+#else
+  const bool check_hash = dist;
+#endif
+  std::vector<float> grad_scratch;
   for (int64_t epoch = p.epoch + 1; epoch <= cfg.epochs; ++epoch) {
     if (p.step_in_epoch == 0) {
       p.rng_epoch = rng.state();
@@ -130,10 +141,20 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
     const int64_t seen_before = p.seen;
     for (int64_t s = p.step_in_epoch; s < steps_per_epoch; ++s) {
       const int64_t b = s * cfg.batch_size, count = std::min(cfg.batch_size, N - b);
-      gather_batch(batch, labels, data, order.data() + b, count);
-      if (cfg.augment == "crop-flip") augment_crop_flip(batch, cfg.crop_pad, rng);
+      // This rank's part of the global batch (all of it on one process). To augment, the whole
+      // batch is gathered and augmented, so the generator advances as on one process.
+      const Shard part = dist ? shard_of(count, cfg.comm->rank(), ranks) : Shard{0, count};
+      if (dist && cfg.augment == "crop-flip") {
+        gather_batch(full_batch, full_labels, data, order.data() + b, count);
+        augment_crop_flip(full_batch, cfg.crop_pad, rng);
+        batch = full_batch.slice(part.begin, part.begin + part.count);
+        labels.assign(full_labels.begin() + part.begin, full_labels.begin() + part.begin + part.count);
+      } else {
+        gather_batch(batch, labels, data, order.data() + b + part.begin, part.count);
+        if (cfg.augment == "crop-flip") augment_crop_flip(batch, cfg.crop_pad, rng);
+      }
       if (const int64_t bad = first_nonfinite(batch); bad >= 0) {
-        const int64_t per = batch.numel() / count, i = bad / per;
+        const int64_t per = batch.numel() / part.count, i = part.begin + bad / per;
         fail("training stopped at ", where(epoch, s, steps_per_epoch, p.step), ": training image ",
              order[b + i], " (sample ", i, " of the batch) holds ", value_str(batch.data()[bad]),
              " (value ", bad % per, " of its ", per, ")");
@@ -142,9 +163,22 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
       opt.zero_grad();
       before_step.save();
       Tensor logits = m.net->forward(batch);
-      const double l = loss.forward(logits, labels);
+      double l = part.count > 0 ? loss.forward(logits, labels) : 0.0;
+      int64_t correct = 0;
+      const int64_t K = logits.dim(1);
+      const float* z = logits.data();
+      for (int64_t i = 0; i < part.count; ++i)
+        correct += (std::max_element(z + i * K, z + (i + 1) * K) - (z + i * K)) == labels[i];
+      if (dist) {  // the global batch's mean loss and correct count, the same on every rank
+        double sums[2] = {l * static_cast<double>(part.count), static_cast<double>(correct)};
+        sum_over_ranks(*cfg.comm, sums, 2);
+        l = sums[0] / static_cast<double>(count);
+        correct = static_cast<int64_t>(sums[1]);
+      }
       if (!std::isfinite(l)) {
-        // Run the forward again layer by layer, from the state it started from.
+        // Run the forward again layer by layer, from the state it started from (on this rank's
+        // part alone: the ranks may stop at different layers, so no exchange).
+        if (dist) set_sync_batchnorm(*m.net, nullptr);
         before_step.restore();
         const std::string first = first_nonfinite_module(m, batch);
         fail("training stopped at ", where(epoch, s, steps_per_epoch, p.step), ": the loss is ",
@@ -153,7 +187,15 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
                            : "the first non-finite output is that of " + first,
              kAdvice);
       }
-      m.net->backward(loss.backward());
+      Tensor dlogits = part.count > 0 ? loss.backward() : Tensor(logits.shape());
+      if (dist && part.count != count) {
+        // d(global mean loss)/d(logits) = (part / count) d(this part's mean loss)/d(logits).
+        const double w = static_cast<double>(part.count) / static_cast<double>(count);
+        float* g = dlogits.data();
+        for (int64_t i = 0; i < dlogits.numel(); ++i) g[i] = static_cast<float>(g[i] * w);
+      }
+      m.net->backward(dlogits);
+      if (dist) sum_gradients(*cfg.comm, params, grad_scratch);
       const double norm = cfg.clip_grad_norm > 0 ? clip_grad_norm(params, cfg.clip_grad_norm)
                                                  : grad_norm(params);
       if (!std::isfinite(norm)) {
@@ -161,6 +203,7 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
         for (auto it = params.rbegin(); it != params.rend() && first.empty(); ++it)
           if (first_nonfinite(it->second->grad) >= 0) first = it->first;
         // A layer may hide a non-finite value from the loss (ReLU maps NaN to 0): look for it.
+        if (dist) set_sync_batchnorm(*m.net, nullptr);
         before_step.restore();
         const std::string first_out = first_nonfinite_module(m, batch);
         fail("training stopped at ", where(epoch, s, steps_per_epoch, p.step),
@@ -183,11 +226,7 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
             fail("training stopped at ", where(epoch, s, steps_per_epoch, p.step), ": buffer '", name,
                  "' became non-finite (", value_str(buf.f32->data()[bad]), " at index ", bad, ")",
                  kAdvice);
-      int64_t correct = 0;
-      const int64_t K = logits.dim(1);
-      const float* z = logits.data();
-      for (int64_t i = 0; i < count; ++i)
-        correct += (std::max_element(z + i * K, z + (i + 1) * K) - (z + i * K)) == labels[i];
+      if (check_hash) check_replicas(*cfg.comm, params, where(epoch, s, steps_per_epoch, p.step));
       p.loss_sum += l * static_cast<double>(count);
       p.correct += correct;
       p.seen += count;
@@ -199,10 +238,12 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
         cb.on_step({epoch, s + 1, steps_per_epoch, p.seen, p.loss_sum / p.seen,
                     static_cast<double>(p.correct) / p.seen, rate, secs});
       }
-      if (cb.on_checkpoint && cfg.checkpoint_every > 0 && p.step % cfg.checkpoint_every == 0 &&
-          s + 1 < steps_per_epoch) {
-        p.rng = rng.state();
-        cb.on_checkpoint(p, opt);
+      if (cfg.checkpoint_every > 0 && p.step % cfg.checkpoint_every == 0 && s + 1 < steps_per_epoch) {
+        if (dist) average_buffers(*cfg.comm, *m.net);
+        if (cb.on_checkpoint) {
+          p.rng = rng.state();
+          cb.on_checkpoint(p, opt);
+        }
       }
     }
     const double secs = std::chrono::duration<double>(clock::now() - t0).count();
@@ -213,8 +254,9 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
     em.seconds = secs;
     em.images_per_second = secs > 0 ? static_cast<double>(p.seen - seen_before) / secs : 0.0;
     em.lr = opt.lr();
+    if (dist) average_buffers(*cfg.comm, *m.net);
     if (test.size() > 0) {
-      const EvalResult r = evaluate(m, test);
+      const EvalResult r = dist ? evaluate_over_ranks(*cfg.comm, m, test) : evaluate(m, test);
       em.test_loss = r.loss;
       em.test_accuracy = r.accuracy;
     }

@@ -20,6 +20,8 @@ Runner add_summary(CLI::App& app);
 Runner add_fold(CLI::App& app);
 Runner add_recalibrate(CLI::App& app);
 Runner add_export(CLI::App& app);
+Runner add_import(CLI::App& app);
+Runner add_report(CLI::App& app);
 
 // Loads a split, checks it fits the model, normalizes it.
 Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,

@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
   runners["fold"] = add_fold(app);
   runners["recalibrate"] = add_recalibrate(app);
   runners["export"] = add_export(app);
+  runners["import"] = add_import(app);
+  runners["report"] = add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,7 @@
 // normnet train: trains a model on an MNIST-format directory, writes checkpoints and metrics;
 // --resume DIR continues a run from its last checkpoint exactly (docs/checkpoint-format.md).
+// Under mpirun, data parallel over the job's ranks; only rank 0 prints and writes
+// (docs/distributed.md).
 #include <cmath>
 #include <thread>
 #include <cstdlib>
@@ -16,9 +18,14 @@
 
 #include "common.h"
 #include "normnet/checkpoint.h"
+#include "normnet/distributed.h"
 #include "normnet/error.h"
 #include "normnet/fileio.h"
 #include "normnet/train.h"
+#include "train_report.h"
+#ifdef NORMNET_HAVE_MPI
+#include "dist/mpi_comm.h"
+#endif
 
 namespace normnet::cli {
 
@@ -37,7 +44,9 @@ struct Args {
   double clip_grad_norm = 0.0;
   uint64_t seed = 1;
   int threads = 0;
+  bool report = false;  // --report: not a run field, it changes no number
   bool no_shuffle = false, nesterov = false, no_decay_norm = false, quiet = false, model_given = false;
+  bool sync_bn = false;
 };
 
 // The flags that define a run, stored in its train state ("normnet.train_config", keyed by
@@ -142,17 +151,6 @@ void progress(const StepInfo& s, int64_t epochs, bool tty) {
                  fmt_time(eta).c_str());
 }
 
-// The model file with --activation / --norm / --bn-position applied to its description before
-// it is built: the transformed description is the model's spec, so checkpoints store it.
-Model load_transformed(const std::string& name_or_path, const ModelTransform& t) {
-  if (t.empty()) return load_model(name_or_path);
-  const std::string path = find_model_file(name_or_path);
-  const auto bytes = read_file(path);
-  Model m = build_model(transform_model(std::string(bytes.begin(), bytes.end()), t, path), path);
-  if (m.name == "model") m.name = std::filesystem::path(path).stem().string() + t.suffix();
-  return m;
-}
-
 // --resume: the stored flags replace the defaults; flags given again must agree with them,
 // except --epochs (a larger count extends the run where the schedule allows), --data (the same
 // data elsewhere: its fingerprint is checked), --checkpoint-every, --threads and --quiet.
@@ -200,7 +198,7 @@ Args resumed_args(const Args& given_args, const std::set<std::string>& given, co
 // Temporary files that a killed writer left behind (NAME.tmp.PID, fileio.h).
 void remove_stale_temporaries(const std::string& dir) {
   static const char* names[] = {"model.safetensors", "train-state.safetensors", "metrics.csv",
-                                "metrics.jsonl"};
+                                "metrics.jsonl", "bn_stats.csv", "report.html"};
   std::error_code ec;
   std::vector<fs::path> stale;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -259,8 +257,11 @@ void write_metrics(const std::string& out, const std::vector<EpochMetrics>& hist
   write_file_atomic(out + "/metrics.jsonl", jsonl);
 }
 
-int run(const Args& cli_args, const std::set<std::string>& given) {
+// comm: the job's ranks under mpirun (null: this process alone).
+int run(const Args& cli_args, const std::set<std::string>& given, Comm* comm) {
   set_threads(cli_args.threads);
+  const int ranks = comm ? comm->size() : 1;
+  const bool lead = !comm || comm->rank() == 0;  // the rank that prints and writes
   Args a = cli_args;
   std::optional<LoadedTrainState> loaded;
   std::string state_path;
@@ -277,7 +278,18 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
     stored = json::parse(loaded->state.config, nullptr, false);
     check(stored.is_object(), state_path, ": 'normnet.train_config' is not a JSON object");
     a = resumed_args(cli_args, given, stored, state_path);
+    // Not among run_fields (runs from before them have neither): one process, plain BatchNorm.
+    const int64_t stored_ranks = stored.value("ranks", int64_t{1});
+    check(stored_ranks == ranks, "--resume: the run in '", a.resume, "' was trained on ", stored_ranks,
+          stored_ranks == 1 ? " process" : " ranks (mpirun -np " + std::to_string(stored_ranks) + ")",
+          " and can only continue on as many, for the same shards of every batch; this job has ",
+          ranks, ranks == 1 ? " process" : " ranks");
+    const bool stored_sync = stored.value("--sync-bn", false);
+    check(!given.count("--sync-bn") || stored_sync, "--sync-bn contradicts the run being resumed, "
+          "which has plain BatchNorm (", state_path, "); leave it out or start a new run");
+    a.sync_bn = stored_sync;
   }
+  if (!lead) a.quiet = true;
   check(a.epochs >= 1, "--epochs must be at least 1, got ", a.epochs);
   check(a.batch_size >= 1, "--batch-size must be at least 1, got ", a.batch_size);
   check(a.limit == -1 || a.limit >= 1, "--limit must be a positive number of images, got ", a.limit);
@@ -302,7 +314,7 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
           "--activation, --norm and --bn-position rewrite the model given by --model: with --init, "
           "give --model too");
     if (a.model_given) {  // this architecture, with the checkpoint's weights (names and shapes must match)
-      m = load_transformed(a.model, a.transform);
+      m = load_model(a.model, a.transform);
       load_state_dict(m, state_dict(c.model), a.init);
     } else {
       m = std::move(c.model);
@@ -310,7 +322,7 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
     norm = c.norm;
     have_norm = true;
   } else {
-    m = load_transformed(a.model, a.transform);
+    m = load_model(a.model, a.transform);
     m.init_parameters(a.seed);
   }
 
@@ -353,6 +365,12 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
   cfg.schedule.gamma = a.gamma;
   cfg.clip_grad_norm = a.clip_grad_norm;
   cfg.checkpoint_every = a.checkpoint_every;
+  cfg.comm = ranks > 1 ? comm : nullptr;
+  const char* check_env = std::getenv("NORMNET_DIST_CHECK");
+  cfg.check_replicas = check_env && std::string(check_env) != "0";
+  if (a.sync_bn)
+    check(set_sync_batchnorm(*m.net, cfg.comm) > 0, "--sync-bn: model '", m.name,
+          "' has no BatchNorm layer to synchronize");
   scheduled_lr(cfg.schedule, 1.0, 0, 1, 1);  // rejects an unknown schedule before any work
 
   Optimizer opt(m.net->named_parameters(), cfg.optimizer);
@@ -367,24 +385,35 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
   for (const Field& f : run_fields()) config[f.flag] = f.get(a);
   config["train_images"] = train_set.size();
   config["data_fingerprint"] = data_fingerprint;
+  if (ranks > 1) config["ranks"] = ranks;
+  if (a.sync_bn) config["--sync-bn"] = true;
   const std::string config_text = config.dump();
 
   const std::string out = loaded ? a.resume : a.out.empty() ? "runs/" + m.name : a.out;
   std::error_code ec;
-  std::filesystem::create_directories(out, ec);
-  check(!ec && std::filesystem::is_directory(out), "--out: cannot create directory '", out, "': ",
-        ec.message());
+  if (lead) {
+    std::filesystem::create_directories(out, ec);
+    check(!ec && std::filesystem::is_directory(out), "--out: cannot create directory '", out, "': ",
+          ec.message());
+  }
   const std::string ckpt = out + "/model.safetensors";
   const std::string state_file = out + "/train-state.safetensors";
+  // --report (a run that reported keeps reporting when resumed): bn_stats.csv, report.html.
+  std::optional<TrainReport> reporter;
+  if (lead && (a.report || (loaded && run_has_report(out)))) reporter.emplace(out, m);
 
-  std::printf("normnet train: model %s (%lld parameters), %lld training / %lld test images, "
-              "%s lr %g, batch %lld, %lld epochs, seed %llu\n",
-              m.name.c_str(), (long long)m.net->parameter_count(), (long long)train_set.size(),
-              (long long)test_set.size(), a.optimizer.c_str(), a.lr, (long long)a.batch_size,
-              (long long)a.epochs, (unsigned long long)a.seed);
+  if (lead)
+    std::printf("normnet train: model %s (%lld parameters), %lld training / %lld test images, "
+                "%s lr %g, batch %lld, %lld epochs, seed %llu\n",
+                m.name.c_str(), (long long)m.net->parameter_count(), (long long)train_set.size(),
+                (long long)test_set.size(), a.optimizer.c_str(), a.lr, (long long)a.batch_size,
+                (long long)a.epochs, (unsigned long long)a.seed);
+  if (lead && ranks > 1)
+    std::printf("data parallel on %d ranks (global batch %lld), %s BatchNorm\n", ranks,
+                (long long)a.batch_size, a.sync_bn ? "synchronized" : "per-rank");
   const int64_t steps_per_epoch = (train_set.size() + a.batch_size - 1) / a.batch_size;
   WallClock wall;
-  if (loaded) {
+  if (loaded && lead) {
     std::printf("resuming %s: %lld epochs and %lld of %lld steps done (step %lld of the run)\n",
                 out.c_str(), (long long)start.epoch, (long long)start.step_in_epoch,
                 (long long)steps_per_epoch, (long long)start.step);
@@ -394,6 +423,7 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
     save_checkpoint(ckpt, m, norm,
                     {{"normnet.epoch", std::to_string(start.epoch)}, {"normnet.step", std::to_string(start.step)}});
     write_metrics(out, start.history, wall);
+    if (reporter) reporter->resume(start);
   }
   std::fflush(stdout);
 
@@ -412,6 +442,7 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
       if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     };
   cb.on_epoch = [&](const EpochMetrics& e, Optimizer&, const Rng&) {
+    if (!lead) return;
     wall[e.epoch] = {e.seconds, e.images_per_second};
     std::printf("epoch %lld: train loss %.4f acc %.4f | test loss %.4f acc %.4f | %.1f s, %.0f img/s\n",
                 (long long)e.epoch, e.train_loss, e.train_accuracy, e.test_loss, e.test_accuracy,
@@ -421,6 +452,10 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
   // The train state first: it alone is what --resume reads, so a kill at any point leaves a
   // consistent one (the previous or this). model.safetensors and the metrics follow it.
   cb.on_checkpoint = [&](const TrainProgress& p, Optimizer& o) {
+    if (!lead) {  // rank 0 writes it
+      last_good = "epoch " + std::to_string(p.epoch) + ", step " + std::to_string(p.step);
+      return;
+    }
     save_train_state(state_file, m, o, {p, config_text, norm});
     last_good = "epoch " + std::to_string(p.epoch) + ", step " + std::to_string(p.step);
     save_checkpoint(ckpt, m, norm,
@@ -428,6 +463,7 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
     if (p.history.size() != metrics_written) {
       write_metrics(out, p.history, wall);
       metrics_written = p.history.size();
+      if (reporter) reporter->epoch_done(p.epoch);
     }
   };
   std::vector<EpochMetrics> history;
@@ -437,10 +473,33 @@ int run(const Args& cli_args, const std::set<std::string>& given) {
     if (last_good.empty()) fail(e.what(), "; no checkpoint was written");
     fail(e.what(), "; the last checkpoint (", last_good, ") in '", out, "' is kept");
   }
+  if (!lead) return 0;
   if (loaded && start.epoch == a.epochs)
     std::printf("the run had finished its %lld epochs (give --epochs to extend it)\n", (long long)a.epochs);
   std::printf("test accuracy: %.4f\ncheckpoint: %s\n", history.back().test_accuracy, ckpt.c_str());
   return 0;
+}
+
+// Under mpirun (launched_by_mpirun), MPI's world; an error on any rank then ends the whole
+// job through MPI_Abort, so no rank waits forever for one that has stopped.
+int run_train(const Args& a, const std::set<std::string>& given) {
+  if (!launched_by_mpirun()) return run(a, given, nullptr);
+#ifdef NORMNET_HAVE_MPI
+  std::unique_ptr<Comm> comm = start_mpi();
+  if (comm->size() == 1) return run(a, given, nullptr);
+  try {
+    return run(a, given, comm.get());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "normnet: error: rank %d of %d: %s\n", comm->rank(), comm->size(), e.what());
+    std::fflush(stderr);
+    std::fflush(stdout);
+    comm->abort(1);
+  }
+  return 1;
+#else
+  fail("started by mpirun, but this normnet was built without MPI (install libopenmpi-dev, "
+       "scripts/setup, and rebuild; docs/distributed.md)");
+#endif
 }
 
 }  // namespace
@@ -492,12 +551,18 @@ Runner add_train(CLI::App& app) {
                 "it had not stopped; its settings are stored there (flags given again must agree; "
                 "--epochs may extend a constant or step schedule)");
   s->add_flag("--quiet", a.quiet, "No progress display, only per-epoch lines");
+  s->add_flag("--report", a.report,
+              "After every epoch write OUT/bn_stats.csv (BatchNorm statistics) and the HTML report "
+              "OUT/report.html with PNG charts in OUT/charts (docs/report-format.md)");
+  s->add_flag("--sync-bn", a.sync_bn,
+              "Under mpirun: BatchNorm statistics over the whole global batch of all ranks "
+              "(SyncBatchNorm) instead of each rank's part (docs/distributed.md)");
   return [s, model_opt] {
     a.model_given = model_opt->count() > 0;
     std::set<std::string> given;
     for (const CLI::Option* o : s->get_options())
       if (o->count() > 0) given.insert(o->get_name());
-    return run(a, given);
+    return run_train(a, given);
   };
 }
 
