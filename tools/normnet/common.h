@@ -22,6 +22,7 @@ Runner add_recalibrate(CLI::App& app);
 Runner add_export(CLI::App& app);
 Runner add_import(CLI::App& app);
 Runner add_report(CLI::App& app);
+Runner add_experiment(CLI::App& app);
 
 // Loads a split, checks it fits the model, normalizes it.
 Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,

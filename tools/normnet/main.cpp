@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   runners["export"] = add_export(app);
   runners["import"] = add_import(app);
   runners["report"] = add_report(app);
+  runners["experiment"] = add_experiment(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
