@@ -5,6 +5,8 @@
 // Backward:  dcol_g = W_g^T * dout_g, scattered back (the adjoint of im2col) -> din
 //            dW_g^T = sum_n col_{n,g} * dout_{n,g}^T, then added to dW transposed
 //            dbias += sum_{n,p} dout
+// Float stride-1 layers skip im2col: conv2d_direct.h computes the same sums from the padded
+// input in place (forward, the flipped convolution of the input gradient, the weight gradient).
 // Threads: samples are independent in forward and din; dW is summed over fixed chunks of 8
 // samples (one task each, samples in order inside a chunk), then over the chunks in order, so
 // results are identical for any thread count.
@@ -12,8 +14,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/conv2d_direct.h"
 #include "kernels/gemm.h"
 #include "normnet/error.h"
 
@@ -113,6 +117,37 @@ void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
     }
 }
 
+// The direct kernels take float, stride 1 (any padding, dilation and groups).
+template <typename T>
+bool use_direct(const Conv2dShape& s) {
+  return std::is_same_v<T, float> && s.stride_h == 1 && s.stride_w == 1;
+}
+
+direct::Plan plan_of(const Conv2dShape& s) {
+  direct::Plan p;
+  p.cin = s.c_in / s.groups, p.h = s.h, p.w = s.w, p.cout = s.c_out / s.groups;
+  p.kh = s.kernel_h, p.kw = s.kernel_w, p.ph = s.pad_h, p.pw = s.pad_w;
+  p.dh = s.dilation_h, p.dw = s.dilation_w;
+  return p;
+}
+
+void forward_direct(float* out, const float* in, const float* weight, const float* bias,
+                    const Conv2dShape& s) {
+  const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G, P = s.out_h() * s.out_w();
+  const direct::Plan p = plan_of(s);
+  std::vector<std::vector<float>> packed(static_cast<size_t>(G));
+  for (int64_t g = 0; g < G; ++g) direct::pack_weights(packed[g], weight + g * cog * p.taps(), p);
+#pragma omp parallel
+  {
+    std::vector<float> xpad, tile;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t g = 0; g < G; ++g)
+        direct::forward(out + (n * s.c_out + g * cog) * P, in + (n * s.c_in + g * cig) * s.h * s.w,
+                        packed[g].data(), bias ? bias + g * cog : nullptr, p, xpad, tile);
+  }
+}
+
 }  // namespace
 
 template <typename T>
@@ -120,6 +155,8 @@ void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const C
   const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G;
   const int64_t K = cig * s.kernel_h * s.kernel_w, P = s.out_h() * s.out_w();
   const bool pointwise = is_pointwise(s);
+  if constexpr (std::is_same_v<T, float>)
+    if (use_direct<T>(s)) return forward_direct(out, in, weight, bias, s);
 #pragma omp parallel
   {
     std::vector<T> col(pointwise ? 0 : static_cast<size_t>(K * P));
@@ -151,11 +188,14 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
 
   if (dbias) {
 #pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < s.c_out; ++o) {
+    for (int64_t o = 0; o < s.c_out; ++o) {  // each sample's plane, then the planes in double
       double acc = 0.0;
       for (int64_t n = 0; n < s.n; ++n) {
         const T* d = dout + (n * s.c_out + o) * P;
-        for (int64_t p = 0; p < P; ++p) acc += d[p];
+        if constexpr (std::is_same_v<T, float>)
+          acc += direct::sum16(d, P);
+        else
+          for (int64_t p = 0; p < P; ++p) acc += d[p];
       }
       dbias[o] += static_cast<T>(acc);
     }
@@ -186,10 +226,22 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
     for (int64_t g = 0; g < G; ++g) transpose(wt.data() + g * K * cog, weight + g * cog * K, cog, K);
     std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
   }
-  // The weight gradient, per group: with Co_g >= 32 as dW_g^T (K x Co_g) += col (K x P) *
-  // dout_g^T (P x Co_g); with fewer output channels (a GEMM of width Co_g would waste most of the
-  // 32-wide tile) as dW_g (Co_g x K) += dout_g (Co_g x P) * col^T (P x K).
-  const bool dw_t = cog >= 32;
+  // The weight gradient, per group: with Co_g >= 32 (and always on the direct path) as
+  // dW_g^T (K x Co_g) += col (K x P) * dout_g^T (P x Co_g); with fewer output channels (a GEMM
+  // of width Co_g would waste most of the 32-wide tile) as dW_g (Co_g x K) += dout_g (Co_g x P) *
+  // col^T (P x K).
+  const bool direct_path = use_direct<T>(s);
+  const bool dw_t = direct_path || cog >= 32;
+  // The direct path's operands: the forward plan (weight gradient), and the flipped
+  // convolution's plan and packed weights (input gradient).
+  const direct::Plan plan = plan_of(s);
+  direct::Plan plan_f = plan_of(sf);
+  std::vector<std::vector<float>> wt_packed;
+  if constexpr (std::is_same_v<T, float>)
+    if (direct_path && flipped) {
+      wt_packed.resize(static_cast<size_t>(G));
+      for (int64_t g = 0; g < G; ++g) direct::pack_weights(wt_packed[g], wt.data() + g * cig * K2, plan_f);
+    }
   // Samples in fixed chunks of kChunk, one task each: a task builds each sample's columns once
   // and adds into its own dW partial; the partials are then added in chunk order. The chunks do
   // not depend on the thread count, so neither does any sum. Only one sample's columns per
@@ -199,29 +251,44 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   std::vector<T> partial(static_cast<size_t>(chunks * wsize), T(0));
 #pragma omp parallel
   {
-    std::vector<T> col(static_cast<size_t>(K * P)), scratch(static_cast<size_t>(dw_t ? P * cog : K * P));
-    std::vector<T> dcol(din ? static_cast<size_t>(flipped ? K2 * s.h * s.w : K * P) : 0);
+    std::vector<T> col(direct_path ? 0 : static_cast<size_t>(K * P));
+    std::vector<T> scratch(direct_path ? 0 : static_cast<size_t>(dw_t ? P * cog : K * P));
+    std::vector<T> dcol(din && !(direct_path && flipped) ? static_cast<size_t>(flipped ? K2 * s.h * s.w : K * P) : 0);
+    std::vector<float> xpad, dyt, tile;
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < chunks; ++j)
       for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
         for (int64_t g = 0; g < G; ++g) {
           const T* dy = dout + (n * s.c_out + g * cog) * P;
+          const T* x = in + (n * s.c_in + g * cig) * s.h * s.w;
+          T* dx = din ? din + (n * s.c_in + g * cig) * s.h * s.w : nullptr;
           T* pw = partial.data() + j * wsize + g * K * cog;
-          im2col(col.data(), in + (n * s.c_in + g * cig) * s.h * s.w, cig, s);
-          if (dw_t) {
+          bool done_dw = false, done_dx = false;
+          if constexpr (std::is_same_v<T, float>)
+            if (direct_path) {
+              direct::weight_grad_t(pw, x, dy, plan, xpad, dyt);
+              done_dw = true;
+              if (flipped) {
+                direct::forward(dx, dy, wt_packed[g].data(), nullptr, plan_f, xpad, tile);
+                done_dx = true;
+              }
+            }
+          if (!done_dw) im2col(col.data(), x, cig, s);
+          if (!done_dw && dw_t) {
             transpose(scratch.data(), dy, cog, P);
             gemm(false, false, K, cog, P, col.data(), P, scratch.data(), cog, T(1), pw, cog);
-          } else {
+          } else if (!done_dw) {
             transpose(scratch.data(), col.data(), K, P);
             gemm(false, false, cog, K, P, dy, P, scratch.data(), K, T(1), pw, K);
           }
+          if (done_dx) continue;
           if (flipped) {
             im2col(dcol.data(), dy, cog, sf);
             gemm(false, false, cig, s.h * s.w, K2, wt.data() + g * cig * K2, K2, dcol.data(), s.h * s.w,
-                 T(0), din + (n * s.c_in + g * cig) * s.h * s.w, s.h * s.w);
+                 T(0), dx, s.h * s.w);
           } else if (din) {
             gemm(false, false, K, P, cog, wt.data() + g * K * cog, cog, dy, P, T(0), dcol.data(), P);
-            col2im_add(din + (n * s.c_in + g * cig) * s.h * s.w, dcol.data(), cig, s);
+            col2im_add(dx, dcol.data(), cig, s);
           }
         }
   }

@@ -237,6 +237,24 @@ TEST(kernels_conv2d, SeedsSweep) {
         .Test();
 }
 
+// Float stride-1 layers run on the padded input without im2col (conv2d_direct.h): channel
+// counts on both sides of its 8-row, 16- and 32-column tiles, widths that leave the flat
+// positions ragged against the 32-wide tile, asymmetric and zero padding, dilation, and padding
+// wider than the kernel (whose input gradient takes the im2col path).
+TEST(kernels_conv2d, StrideOneWithoutIm2col) {
+  for (int64_t c_in : {1, 9, 32})
+    for (int64_t c_out : {7, 16, 24, 40})
+      Conv2dTester().batch(2).channels(c_in, c_out).input(14, 14).kernel(3, 3).pad(1).Test();
+  for (int64_t size : {5, 7, 13, 28})
+    Conv2dTester().batch(3).channels(16, 32).input(size, size).kernel(3, 3).pad(1).Test();
+  Conv2dTester().batch(2).channels(64, 64).input(7, 7).kernel(3, 3).pad(1).bias(false).Test();
+  Conv2dTester().batch(2).channels(5, 33).input(11, 9).kernel(3, 5).pad(2, 0).Test();
+  Conv2dTester().batch(2).channels(5, 17).input(11, 9).kernel(3, 3).pad(0).Test();
+  Conv2dTester().batch(2).channels(5, 17).input(12, 10).kernel(3, 3).pad(2).dilation(2).Test();
+  Conv2dTester().batch(2).channels(3, 8).input(6, 7).kernel(3, 3).pad(3).Test();
+  Conv2dTester().batch(2).channels(6, 16).input(9, 9).kernel(3, 3).pad(1).groups(2).Test();
+}
+
 TEST(kernels_conv2d, ValidateRejectsBadShapes) {
   Conv2dShape s;
   s.c_in = 6, s.c_out = 4, s.groups = 4, s.h = s.w = 5, s.kernel_h = s.kernel_w = 3;

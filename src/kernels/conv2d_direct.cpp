@@ -1,0 +1,185 @@
+// Stride-1 float convolution on the padded input in place of im2col (conv2d_direct.h).
+#include "kernels/conv2d_direct.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/multiversion.h"
+
+namespace normnet::kernels::direct {
+
+namespace {
+
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef float v16 __attribute__((vector_size(64)));
+constexpr int64_t kMR = 8;  // rows of a register tile
+
+NORMNET_INLINE v16 load16(const float* p) {
+  v16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+NORMNET_INLINE void store16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
+
+// off[k] for k = (c*kh + i)*kw + j, the im2col row order.
+void tap_offsets(std::vector<int64_t>& off, const Plan& p) {
+  off.resize(static_cast<size_t>(p.taps()));
+  const int64_t plane = p.hp() * p.wp();
+  for (int64_t c = 0, k = 0; c < p.cin; ++c)
+    for (int64_t i = 0; i < p.kh; ++i)
+      for (int64_t j = 0; j < p.kw; ++j) off[k++] = c * plane + i * p.dh * p.wp() + j * p.dw;
+}
+
+// xpad = x with ph rows of zeros above and below every plane and pw zeros before every row,
+// then zero slack.
+void pad_input(std::vector<float>& xpad, const float* x, const Plan& p) {
+  xpad.resize(static_cast<size_t>(p.padded_size()));
+  const int64_t hp = p.hp(), wp = p.wp();
+  float* d = xpad.data();
+  for (int64_t c = 0; c < p.cin; ++c) {
+    float* plane = d + c * hp * wp;
+    std::memset(plane, 0, sizeof(float) * static_cast<size_t>(p.ph * wp));
+    for (int64_t y = 0; y < p.h; ++y) {
+      float* row = plane + (y + p.ph) * wp;
+      for (int64_t j = 0; j < p.pw; ++j) row[j] = 0.0f;
+      std::memcpy(row + p.pw, x + (c * p.h + y) * p.w, sizeof(float) * static_cast<size_t>(p.w));
+    }
+    std::memset(plane + (p.ph + p.h) * wp, 0, sizeof(float) * static_cast<size_t>(p.ph * wp));
+  }
+  std::memset(d + p.cin * hp * wp, 0, sizeof(float) * static_cast<size_t>(p.padded_size() - p.cin * hp * wp));
+}
+
+// tile (kMR x 32, row stride ld) = wp (K x kMR, packed) * rows (row k at b + off[k], 32 wide).
+NORMNET_INLINE void forward_tile(int64_t K, const float* wp, const float* b, const int64_t* off,
+                                 float* tile, int64_t ld) {
+  v16 c[kMR][2] = {};
+  for (int64_t k = 0; k < K; ++k) {
+    const float* r = b + off[k];
+    const v16 b0 = load16(r), b1 = load16(r + 16);
+#pragma GCC unroll 8
+    for (int64_t i = 0; i < kMR; ++i) {
+      const float a = wp[k * kMR + i];
+      c[i][0] += a * b0;
+      c[i][1] += a * b1;
+    }
+  }
+#pragma GCC unroll 8
+  for (int64_t i = 0; i < kMR; ++i) {
+    store16(tile + i * ld, c[i][0]);
+    store16(tile + i * ld + 16, c[i][1]);
+  }
+}
+
+NORMNET_MULTIVERSION void forward_all(float* tile, const float* xpad, const float* wpacked,
+                                      const int64_t* off, const Plan& p) {
+  const int64_t K = p.taps(), cols = p.cols(), tiles = (p.cout + kMR - 1) / kMR;
+  for (int64_t j0 = 0; j0 < cols; j0 += 32)
+    for (int64_t t = 0; t < tiles; ++t)
+      forward_tile(K, wpacked + t * K * kMR, xpad + j0, off, tile + t * kMR * cols + j0, cols);
+}
+
+// acc (kMR x 16*NV) = sum over positions of a_i (input rows) * b (packed dy^T rows); dw += acc.
+template <int NV>
+NORMNET_INLINE void weight_tile(const float* const* a, const float* b, int64_t ldb,
+                                const Plan& p, float* dw, int64_t ldw, int64_t rows) {
+  v16 c[kMR][NV] = {};
+  const int64_t oh = p.oh(), ow = p.ow(), wp = p.wp();
+  for (int64_t y = 0; y < oh; ++y)
+    for (int64_t x = 0; x < ow; ++x) {
+      const int64_t q = y * wp + x;
+      const float* br = b + (y * ow + x) * ldb;
+      v16 bv[NV];
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) bv[v] = load16(br + 16 * v);
+#pragma GCC unroll 8
+      for (int64_t i = 0; i < kMR; ++i) {
+        const float s = a[i][q];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) c[i][v] += s * bv[v];
+      }
+    }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int v = 0; v < NV; ++v) store16(dw + i * ldw + 16 * v, load16(dw + i * ldw + 16 * v) + c[i][v]);
+}
+
+// dwt (K x cpad, cpad = cout rounded up to 16) += col(xpad) * dyt.
+NORMNET_MULTIVERSION void weight_all(float* dwt, int64_t cpad, const float* xpad,
+                                     const float* dyt, const int64_t* off, const Plan& p) {
+  const int64_t K = p.taps();
+  const float* a[kMR];
+  for (int64_t k0 = 0; k0 < K; k0 += kMR) {
+    const int64_t rows = std::min(kMR, K - k0);
+    for (int64_t i = 0; i < kMR; ++i) a[i] = xpad + off[std::min(k0 + i, K - 1)];
+    int64_t o0 = 0;
+    for (; o0 + 32 <= cpad; o0 += 32) weight_tile<2>(a, dyt + o0, cpad, p, dwt + k0 * cpad + o0, cpad, rows);
+    if (o0 < cpad) weight_tile<1>(a, dyt + o0, cpad, p, dwt + k0 * cpad + o0, cpad, rows);
+  }
+}
+
+}  // namespace
+
+NORMNET_MULTIVERSION float sum16(const float* x, int64_t n) {
+  v16 acc = {};
+  int64_t k = 0;
+  for (; k + 16 <= n; k += 16) acc += load16(x + k);
+  float lanes[16];
+  store16(lanes, acc);
+  for (; k < n; ++k) lanes[k % 16] += x[k];
+  float total = 0.0f;
+  for (int l = 0; l < 16; ++l) total += lanes[l];
+  return total;
+}
+
+void pack_weights(std::vector<float>& packed, const float* weight, const Plan& p) {
+  const int64_t K = p.taps(), tiles = (p.cout + kMR - 1) / kMR;
+  packed.assign(static_cast<size_t>(tiles * K * kMR), 0.0f);
+  for (int64_t o = 0; o < p.cout; ++o)
+    for (int64_t k = 0; k < K; ++k) packed[((o / kMR) * K + k) * kMR + o % kMR] = weight[o * K + k];
+}
+
+void forward(float* out, const float* x, const float* wpacked, const float* bias, const Plan& p,
+             std::vector<float>& xpad, std::vector<float>& tile) {
+  std::vector<int64_t> off;
+  tap_offsets(off, p);
+  pad_input(xpad, x, p);
+  const int64_t cols = p.cols(), tiles = (p.cout + kMR - 1) / kMR;
+  tile.resize(static_cast<size_t>(tiles * kMR * cols));
+  forward_all(tile.data(), xpad.data(), wpacked, off.data(), p);
+  const int64_t oh = p.oh(), ow = p.ow(), wp = p.wp();
+  for (int64_t o = 0; o < p.cout; ++o) {
+    const float* src = tile.data() + o * cols;
+    float* dst = out + o * oh * ow;
+    if (bias) {
+      const float b = bias[o];
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow; ++x) dst[y * ow + x] = src[y * wp + x] + b;
+    } else {
+      for (int64_t y = 0; y < oh; ++y) std::memcpy(dst + y * ow, src + y * wp, sizeof(float) * static_cast<size_t>(ow));
+    }
+  }
+}
+
+void weight_grad_t(float* dw, const float* x, const float* dy, const Plan& p,
+                   std::vector<float>& xpad, std::vector<float>& dyt) {
+  std::vector<int64_t> off;
+  tap_offsets(off, p);
+  pad_input(xpad, x, p);
+  const int64_t P = p.oh() * p.ow(), cpad = (p.cout + 15) / 16 * 16, K = p.taps();
+  dyt.resize(static_cast<size_t>(P * cpad));
+  if (cpad != p.cout) std::fill(dyt.begin(), dyt.end(), 0.0f);
+  // dy^T, written in order: the strided reads cost less than strided stores.
+  for (int64_t q = 0; q < P; ++q)
+    for (int64_t o = 0; o < p.cout; ++o) dyt[q * cpad + o] = dy[o * P + q];
+  if (cpad == p.cout) {
+    weight_all(dw, cpad, xpad.data(), dyt.data(), off.data(), p);
+    return;
+  }
+  std::vector<float> acc(static_cast<size_t>(K * cpad));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t o = 0; o < cpad; ++o) acc[k * cpad + o] = o < p.cout ? dw[k * p.cout + o] : 0.0f;
+  weight_all(acc.data(), cpad, xpad.data(), dyt.data(), off.data(), p);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t o = 0; o < p.cout; ++o) dw[k * p.cout + o] = acc[k * cpad + o];
+}
+
+}  // namespace normnet::kernels::direct
