@@ -5,7 +5,7 @@
 // Backward:  dcol_g = W_g^T * dout_g, scattered back (the adjoint of im2col) -> din
 //            dW_g^T = sum_n col_{n,g} * dout_{n,g}^T, then added to dW transposed
 //            dbias += sum_{n,p} dout
-// Float stride-1 layers skip im2col: conv2d_direct.h computes the same sums from the padded
+// Float layers with stride 1 or dilation 1 skip im2col: conv2d_direct.h computes the same sums from the padded
 // input in place (forward, the flipped convolution of the input gradient, the weight gradient).
 // Threads: samples are independent in forward and din; dW is summed over fixed chunks of 8
 // samples (one task each, samples in order inside a chunk), then over the chunks in order, so
@@ -117,17 +117,18 @@ void transpose(T* dst, const T* src, int64_t rows, int64_t cols) {
     }
 }
 
-// The direct kernels take float, stride 1 (any padding, dilation and groups).
+// The direct kernels take float, stride 1 or dilation 1 (any padding and groups).
 template <typename T>
 bool use_direct(const Conv2dShape& s) {
-  return std::is_same_v<T, float> && s.stride_h == 1 && s.stride_w == 1;
+  return std::is_same_v<T, float> && ((s.stride_h == 1 && s.stride_w == 1) ||
+                                      (s.dilation_h == 1 && s.dilation_w == 1));
 }
 
 direct::Plan plan_of(const Conv2dShape& s) {
   direct::Plan p;
   p.cin = s.c_in / s.groups, p.h = s.h, p.w = s.w, p.cout = s.c_out / s.groups;
   p.kh = s.kernel_h, p.kw = s.kernel_w, p.ph = s.pad_h, p.pw = s.pad_w;
-  p.dh = s.dilation_h, p.dw = s.dilation_w;
+  p.dh = s.dilation_h, p.dw = s.dilation_w, p.sh = s.stride_h, p.sw = s.stride_w;
   return p;
 }
 

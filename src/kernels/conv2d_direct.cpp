@@ -1,8 +1,7 @@
-// Stride-1 float convolution on the padded input in place of im2col (conv2d_direct.h).
+// Float convolution on the padded input in place of im2col (conv2d_direct.h).
 #include "kernels/conv2d_direct.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "kernels/multiversion.h"
 
@@ -27,26 +26,73 @@ void tap_offsets(std::vector<int64_t>& off, const Plan& p) {
   const int64_t plane = p.hp() * p.wp();
   for (int64_t c = 0, k = 0; c < p.cin; ++c)
     for (int64_t i = 0; i < p.kh; ++i)
-      for (int64_t j = 0; j < p.kw; ++j) off[k++] = c * plane + i * p.dh * p.wp() + j * p.dw;
+      for (int64_t j = 0; j < p.kw; ++j)
+        off[k++] = p.strided() ? (c * p.phases() + (i % p.sh) * p.sw + j % p.sw) * plane +
+                                     (i / p.sh) * p.wp() + j / p.sw
+                               : c * plane + i * p.dh * p.wp() + j * p.dw;
+}
+
+// The phase planes of a strided layer (conv2d_direct.h), then zero slack.
+void phase_planes(float* d, const float* x, const Plan& p) {
+  const int64_t hp = p.hp(), wp = p.wp();
+  for (int64_t c = 0; c < p.cin; ++c)
+    for (int64_t a = 0; a < p.sh; ++a)
+      for (int64_t b = 0; b < p.sw; ++b) {
+        float* plane = d + (c * p.phases() + a * p.sw + b) * hp * wp;
+        for (int64_t r = 0; r < hp; ++r) {
+          const int64_t iy = r * p.sh + a - p.ph;
+          for (int64_t t = 0; t < wp; ++t) {
+            const int64_t ix = t * p.sw + b - p.pw;
+            plane[r * wp + t] = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w ? x[(c * p.h + iy) * p.w + ix] : 0.0f;
+          }
+        }
+      }
+  for (int64_t k = p.cin * p.phases() * hp * wp; k < p.padded_size(); ++k) d[k] = 0.0f;
 }
 
 // xpad = x with ph rows of zeros above and below every plane and pw zeros before every row,
 // then zero slack.
-void pad_input(std::vector<float>& xpad, const float* x, const Plan& p) {
-  xpad.resize(static_cast<size_t>(p.padded_size()));
+// Rows are short (7 to 56 floats): plain loops, not a library call per row.
+NORMNET_MULTIVERSION void pad_planes(float* d, const float* x, const Plan& p) {
   const int64_t hp = p.hp(), wp = p.wp();
-  float* d = xpad.data();
   for (int64_t c = 0; c < p.cin; ++c) {
     float* plane = d + c * hp * wp;
-    std::memset(plane, 0, sizeof(float) * static_cast<size_t>(p.ph * wp));
+    for (int64_t k = 0; k < p.ph * wp; ++k) plane[k] = 0.0f;
     for (int64_t y = 0; y < p.h; ++y) {
       float* row = plane + (y + p.ph) * wp;
+      const float* src = x + (c * p.h + y) * p.w;
       for (int64_t j = 0; j < p.pw; ++j) row[j] = 0.0f;
-      std::memcpy(row + p.pw, x + (c * p.h + y) * p.w, sizeof(float) * static_cast<size_t>(p.w));
+      for (int64_t j = 0; j < p.w; ++j) row[p.pw + j] = src[j];
     }
-    std::memset(plane + (p.ph + p.h) * wp, 0, sizeof(float) * static_cast<size_t>(p.ph * wp));
+    float* below = plane + (p.ph + p.h) * wp;
+    for (int64_t k = 0; k < p.ph * wp; ++k) below[k] = 0.0f;
   }
-  std::memset(d + p.cin * hp * wp, 0, sizeof(float) * static_cast<size_t>(p.padded_size() - p.cin * hp * wp));
+  for (int64_t k = p.cin * hp * wp; k < p.padded_size(); ++k) d[k] = 0.0f;
+}
+
+void pad_input(std::vector<float>& xpad, const float* x, const Plan& p) {
+  xpad.resize(static_cast<size_t>(p.padded_size()));
+  if (p.strided())
+    phase_planes(xpad.data(), x, p);
+  else
+    pad_planes(xpad.data(), x, p);
+}
+
+// out (cout x oh x ow) = the valid columns of tile (rows of `cols` flat positions) + bias.
+NORMNET_MULTIVERSION void compact(float* out, const float* tile, const float* bias, const Plan& p) {
+  const int64_t oh = p.oh(), ow = p.ow(), wp = p.wp(), cols = p.cols();
+  for (int64_t o = 0; o < p.cout; ++o) {
+    const float* src = tile + o * cols;
+    float* dst = out + o * oh * ow;
+    if (bias) {
+      const float b = bias[o];
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow; ++x) dst[y * ow + x] = src[y * wp + x] + b;
+    } else {
+      for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow; ++x) dst[y * ow + x] = src[y * wp + x];
+    }
+  }
 }
 
 // tile (kMR x 32, row stride ld) = wp (K x kMR, packed) * rows (row k at b + off[k], 32 wide).
@@ -145,18 +191,7 @@ void forward(float* out, const float* x, const float* wpacked, const float* bias
   const int64_t cols = p.cols(), tiles = (p.cout + kMR - 1) / kMR;
   tile.resize(static_cast<size_t>(tiles * kMR * cols));
   forward_all(tile.data(), xpad.data(), wpacked, off.data(), p);
-  const int64_t oh = p.oh(), ow = p.ow(), wp = p.wp();
-  for (int64_t o = 0; o < p.cout; ++o) {
-    const float* src = tile.data() + o * cols;
-    float* dst = out + o * oh * ow;
-    if (bias) {
-      const float b = bias[o];
-      for (int64_t y = 0; y < oh; ++y)
-        for (int64_t x = 0; x < ow; ++x) dst[y * ow + x] = src[y * wp + x] + b;
-    } else {
-      for (int64_t y = 0; y < oh; ++y) std::memcpy(dst + y * ow, src + y * wp, sizeof(float) * static_cast<size_t>(ow));
-    }
-  }
+  compact(out, tile.data(), bias, p);
 }
 
 void weight_grad_t(float* dw, const float* x, const float* dy, const Plan& p,

@@ -1,6 +1,6 @@
-// Stride-1 float convolution without im2col (used by conv2d.cpp; docs/performance.md).
+// Float convolution without im2col (used by conv2d.cpp; docs/performance.md).
 //
-// One sample's input (cin x h x w) is copied once into a zero-padded plane stack of
+// Stride 1: one sample's input (cin x h x w) is copied once into a zero-padded plane stack of
 // hp = h + 2*ph rows by wp = w + pw columns: each row is pw zeros then the w inputs, so the
 // zeros at the start of a row are both its left padding and the right padding of the row
 // above. Output position (y, x) is then read at the flat index q = y*wp + x, and tap
@@ -8,6 +8,11 @@
 // j*dw: row k of the im2col matrix is the padded input itself, shifted by off[k]. The GEMM
 // micro-kernels load those rows in place. Outputs with x >= ow (wp - ow columns per row) are
 // computed and dropped.
+//
+// Stride s = (sh, sw) > 1 (dilation 1): the padded input (h + 2*ph by w + 2*pw) is split into
+// sh*sw phase planes, plane (a, b) holding padded rows a, a+sh, ... and columns b, b+sw, ...
+// (hp = ceil((h + 2*ph)/sh) rows of wp = ceil((w + 2*pw)/sw)). Tap (i, j) reads phase plane
+// (i % sh, j % sw) at q + (i / sh)*wp + j / sw, q = y*wp + x: a stride-1 read again.
 //
 // Every output and weight-gradient element is summed over the same terms in the same order as
 // im2col + gemm (k in increasing order; positions in increasing order), so results are those of
@@ -19,17 +24,22 @@
 namespace normnet::kernels::direct {
 
 // Geometry of one stride-1 convolution of one sample and group.
+// Geometry of one convolution of one sample and group: stride 1, or dilation 1 (supported()).
 struct Plan {
   int64_t cin = 0, h = 0, w = 0, cout = 0, kh = 1, kw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
-  int64_t hp() const { return h + 2 * ph; }
-  int64_t wp() const { return w + pw; }
-  int64_t oh() const { return hp() - dh * (kh - 1); }
-  int64_t ow() const { return w + 2 * pw - dw * (kw - 1); }
+  int64_t sh = 1, sw = 1;
+  bool supported() const { return (sh == 1 && sw == 1) || (dh == 1 && dw == 1); }
+  bool strided() const { return sh > 1 || sw > 1; }
+  int64_t phases() const { return sh * sw; }  // planes per input channel
+  int64_t hp() const { return strided() ? (h + 2 * ph + sh - 1) / sh : h + 2 * ph; }
+  int64_t wp() const { return strided() ? (w + 2 * pw + sw - 1) / sw : w + pw; }
+  int64_t oh() const { return (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1; }
+  int64_t ow() const { return (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1; }
   int64_t taps() const { return cin * kh * kw; }  // K
   // Flat output positions computed (oh rows of wp), rounded up to the 32-wide tile.
   int64_t cols() const { return (oh() * wp() + 31) / 32 * 32; }
   // Floats of the padded input buffer, with the slack the last tile reads past the planes.
-  int64_t padded_size() const { return cin * hp() * wp() + 32 + wp() + kw * dw; }
+  int64_t padded_size() const { return cin * phases() * hp() * wp() + 32 + wp() + kw * dw; }
 };
 
 // Weights (cout x K, row-major) packed for `forward`: tiles of 8 output channels, [tile][k][8],

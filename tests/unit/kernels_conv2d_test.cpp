@@ -255,6 +255,19 @@ TEST(kernels_conv2d, StrideOneWithoutIm2col) {
   Conv2dTester().batch(2).channels(6, 16).input(9, 9).kernel(3, 3).pad(1).groups(2).Test();
 }
 
+// Strided float layers without dilation read phase planes of the padded input (conv2d_direct.h):
+// the ResNet downsampling shapes, odd sizes (a last phase row or column short), stride 3,
+// different strides per axis, and 1x1 shortcuts.
+TEST(kernels_conv2d, StridedWithoutIm2col) {
+  for (int64_t size : {7, 8, 14, 15})
+    Conv2dTester().batch(2).channels(16, 32).input(size, size).kernel(3, 3).stride(2).pad(1).Test();
+  Conv2dTester().batch(2).channels(32, 64).input(14, 14).kernel(3, 3).stride(2).pad(1).bias(false).Test();
+  Conv2dTester().batch(2).channels(16, 32).input(14, 14).kernel(1, 1).stride(2).bias(false).Test();
+  Conv2dTester().batch(2).channels(5, 9).input(13, 11).kernel(5, 3).stride(3).pad(2, 1).Test();
+  Conv2dTester().batch(2).channels(5, 9).input(13, 11).kernel(3, 3).stride(2, 1).pad(1).Test();
+  Conv2dTester().batch(2).channels(6, 12).input(10, 10).kernel(3, 3).stride(2).pad(1).groups(3).Test();
+}
+
 TEST(kernels_conv2d, ValidateRejectsBadShapes) {
   Conv2dShape s;
   s.c_in = 6, s.c_out = 4, s.groups = 4, s.h = s.w = 5, s.kernel_h = s.kernel_w = 3;
