@@ -6,9 +6,9 @@
 #
 # Usage: bash test_bad_input.sh NORMNET_BINARY SOURCE_DIR WORKDIR
 set -euo pipefail
-bin=$1 src=$2 work=$3
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # bin, work, fresh_workdir
+src=$2
+fresh_workdir
 failures=0
 
 # expect_fail NAME "SUBSTRING[|SUBSTRING...]" COMMAND...: runs the command with $out as a fresh

@@ -6,43 +6,42 @@
 # running statistics. Bad input (missing checkpoint, a model without BatchNorm, a bad batch
 # size or limit, a missing data directory, an unwritable output) exits 1 with one message and
 # writes nothing.
+# Under NORMNET_TEST_SANITIZED=1 (the sanitizer build; tests/cli/common.sh) the test split is cut
+# to its first 2000 images (--data of a copy), so that each evaluation costs a second, not 7 s.
 #
 # Usage: bash test_recalibrate.sh NORMNET_BINARY SOURCE_DIR WORKDIR
 set -euo pipefail
-bin=$1 src=$2 work=$3
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data not found"
-  exit 0
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # bin, work, data, fail, require_data, fresh_workdir
+src=$2
+require_data
+fresh_workdir
+data_args=() test_images=10000
+if [ "$sanitized" = 1 ]; then
+  cut_test_split 2000
+  data_args=(--data "$data") test_images=2000
 fi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 
 "$bin" recalibrate --help > help.txt || fail "recalibrate --help exited non-zero"
 grep -q '^Usage: normnet recalibrate' help.txt || fail "recalibrate --help shows no usage line"
 grep -q -e '--batch-size INT=128' help.txt || fail "recalibrate --help does not show the batch size default 128"
 
-"$bin" train --limit 2000 --epochs 1 --out run --quiet > train.txt 2> train.err ||
+"$bin" train "${data_args[@]}" --limit 2000 --epochs 1 --out run --quiet > train.txt 2> train.err ||
   fail "train exited non-zero: $(cat train.err)"
 
-"$bin" recalibrate run/model.safetensors --limit 2000 --batch-size 100 > recal.txt 2> recal.err ||
+"$bin" recalibrate run/model.safetensors "${data_args[@]}" --limit 2000 --batch-size 100 > recal.txt 2> recal.err ||
   fail "recalibrate exited non-zero: $(cat recal.err)"
 cat recal.txt
 grep -q '^normnet recalibrate: model seed001, 2 layers, 2000 training images, batch 100$' recal.txt ||
   fail "no summary line: $(head -n 1 recal.txt)"
-before=$(sed -n 's/^test accuracy before: \([01]\.[0-9]\{4\} ([0-9]*\/10000)\).*/\1/p' recal.txt)
-after=$(sed -n 's/^test accuracy after: \([01]\.[0-9]\{4\} ([0-9]*\/10000)\).*/\1/p' recal.txt)
-[ -n "$before" ] || fail "no 'test accuracy before: X.XXXX (c/10000)' line"
-[ -n "$after" ] || fail "no 'test accuracy after: X.XXXX (c/10000)' line"
+before=$(sed -n "s/^test accuracy before: \([01]\.[0-9]\{4\} ([0-9]*\/$test_images)\).*/\1/p" recal.txt)
+after=$(sed -n "s/^test accuracy after: \([01]\.[0-9]\{4\} ([0-9]*\/$test_images)\).*/\1/p" recal.txt)
+[ -n "$before" ] || fail "no 'test accuracy before: X.XXXX (c/$test_images)' line"
+[ -n "$after" ] || fail "no 'test accuracy after: X.XXXX (c/$test_images)' line"
 grep -q '^wrote run/model.recal.safetensors$' recal.txt || fail "did not report the default output name"
 test -s run/model.recal.safetensors || fail "run/model.recal.safetensors not written"
 
-"$bin" eval run/model.safetensors > eval-orig.txt
-"$bin" eval run/model.recal.safetensors > eval-recal.txt
+"$bin" eval run/model.safetensors "${data_args[@]}" > eval-orig.txt
+"$bin" eval run/model.recal.safetensors "${data_args[@]}" > eval-recal.txt
 [ "$(sed -n 's/^test accuracy: //p' eval-orig.txt)" = "$before" ] ||
   fail "eval of the original says '$(grep '^test accuracy' eval-orig.txt)' but recalibrate printed before '$before'"
 [ "$(sed -n 's/^test accuracy: //p' eval-recal.txt)" = "$after" ] ||
@@ -73,7 +72,7 @@ for k in stats:
 PY
 
 # -o OUT.
-"$bin" recalibrate run/model.safetensors --limit 300 --batch-size 100 -o "$work/other.safetensors" > recal2.txt ||
+"$bin" recalibrate run/model.safetensors "${data_args[@]}" --limit 300 --batch-size 100 -o "$work/other.safetensors" > recal2.txt ||
   fail "recalibrate -o exited non-zero"
 grep -q "^wrote $work/other.safetensors$" recal2.txt || fail "did not report the -o name"
 test -s other.safetensors || fail "-o output not written"
@@ -96,8 +95,8 @@ expect_error "limit 0" "--limit" "$bin" recalibrate run/model.safetensors --limi
 expect_error "missing data directory" "nodata" \
   "$bin" recalibrate run/model.safetensors --data "$work/nodata" -o bad/x.safetensors
 expect_error "output in a missing directory" "bad/missing/x.safetensors" \
-  "$bin" recalibrate run/model.safetensors --limit 200 -o bad/missing/x.safetensors
-"$bin" train --model seed001-nobn --limit 300 --epochs 1 --out nobn --quiet > /dev/null 2>&1 ||
+  "$bin" recalibrate run/model.safetensors "${data_args[@]}" --limit 200 -o bad/missing/x.safetensors
+"$bin" train "${data_args[@]}" --model seed001-nobn --limit 300 --epochs 1 --out nobn --quiet > /dev/null 2>&1 ||
   fail "train seed001-nobn exited non-zero"
 expect_error "model without BatchNorm" "no BatchNorm-like layer" \
   "$bin" recalibrate nobn/model.safetensors -o bad/x.safetensors

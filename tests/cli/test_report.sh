@@ -9,18 +9,10 @@
 #
 # Usage: bash test_report.sh NORMNET_BINARY SOURCE_DIR WORKDIR
 set -euo pipefail
-bin=$1 src=$2 work=$3
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data not found"
-  exit 0
-fi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # bin, work, data, fail, require_data, fresh_workdir
+src=$2
+require_data
+fresh_workdir
 train() { "$bin" train --limit 512 --batch-size 64 --quiet "$@"; }
 
 # --- A run with --report. ---------------------------------------------------------------------

@@ -6,23 +6,15 @@
 #
 # Usage: bash test_report_chromium.sh NORMNET_BINARY SOURCE_DIR WORKDIR
 set -euo pipefail
-bin=$1 src=$2 work=$3
-data=/usr/share/datasets/fashion-mnist
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # bin, work, data, fail, require_data, fresh_workdir
+src=$2
 browser=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$browser" ]; then
   echo "SKIP: chromium not installed (scripts/setup installs Debian's chromium)"
   exit 77
 fi
-if [ ! -d "$data" ]; then
-  echo "SKIP: $data not found"
-  exit 77
-fi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+require_data 77
+fresh_workdir
 "$bin" train --limit 256 --batch-size 64 --epochs 2 --quiet --report --out "$work/run" > train.txt 2> train.err ||
   fail "train --report: $(cat train.err)"
 mkdir -p exp

@@ -6,18 +6,10 @@
 #
 # Usage: bash test_train_eval.sh NORMNET_BINARY SOURCE_DIR WORKDIR
 set -euo pipefail
-bin=$1 src=$2 work=$3
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data not found"
-  exit 0
-fi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"  # bin, work, data, fail, require_data, fresh_workdir
+src=$2
+require_data
+fresh_workdir
 
 # --- Help: exits 0 and shows the defaults. ----------------------------------------------------
 "$bin" --help > help.txt || fail "normnet --help exited non-zero"

@@ -4,21 +4,16 @@
 # bytes as the uninterrupted run; --resume with 3 ranks, or with one process, is refused with a
 # message naming both counts, and --sync-bn against a run without it too; killing one rank with
 # SIGKILL mid-run ends the whole job with a non-zero exit within a minute.
+# Under NORMNET_TEST_SANITIZED=1 (the sanitizer build; tests/cli/common.sh) the test split is cut
+# to its first 2000 images (--data of a copy): every epoch evaluates it.
 #
 # Usage: bash test_mpi_train.sh NORMNET_BINARY MPIRUN WORKDIR
 set -euo pipefail
-bin=$1 mpirun=$2 work=$3
-data=/usr/share/datasets/fashion-mnist
-if [ ! -d "$data" ]; then
-  echo "skipped: $data not found"
-  exit 0
-fi
-rm -rf "$work" && mkdir -p "$work"
-cd "$work"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../cli/common.sh"  # bin, work, data, fail, require_data, fresh_workdir
+mpirun=$2
+require_data
+fresh_workdir
+if [ "$sanitized" = 1 ]; then cut_test_split 2000; fi
 # Root may start ranks; more ranks than cores; one thread per rank.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 run2() { "$mpirun" --oversubscribe -np 2 "$@"; }
