@@ -4,21 +4,13 @@
 #include <algorithm>
 
 #include "kernels/multiversion.h"
+#include "kernels/vec16.h"
 
 namespace normnet::kernels::direct {
 
 namespace {
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v16 __attribute__((vector_size(64)));
 constexpr int64_t kMR = 8;  // rows of a register tile
-
-NORMNET_INLINE v16 load16(const float* p) {
-  v16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-NORMNET_INLINE void store16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // off[k] for k = (c*kh + i)*kw + j, the im2col row order.
 void tap_offsets(std::vector<int64_t>& off, const Plan& p) {

@@ -4,6 +4,7 @@
 // increasing order.
 #include "kernels/gemm.h"
 #include "kernels/multiversion.h"
+#include "kernels/vec16.h"
 
 #include <algorithm>
 #include <vector>
@@ -28,18 +29,8 @@ void gemm_nn_accumulate(int64_t M, int64_t N, int64_t K, const double* A, int64_
 // zero-padded tiles and go through the same micro-kernel, so every output element is computed
 // by the same instructions in the same order wherever it falls: results do not depend on how
 // callers split M or N.
-// The helpers below are always inlined into the multiversioned kernel, so the vector ABI note
-// GCC gives for 64-byte vectors does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v16 __attribute__((vector_size(64)));
+// The helpers below are always inlined into the multiversioned kernel (vec16.h).
 constexpr int64_t kMR = 8, kNR = 32;
-
-inline __attribute__((always_inline)) v16 load16(const float* p) {
-  v16 v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-inline __attribute__((always_inline)) void store16(float* p, v16 v) { __builtin_memcpy(p, &v, sizeof v); }
 
 // acc (kMR x kNR) = A (kMR rows, stride lda) * B (K x kNR, packed: row k at B + k * kNR); then
 // C += acc. 16 accumulators: each B row loaded is used by 8 multiply-adds per register.
