@@ -9,6 +9,10 @@
 namespace normnet {
 
 class Comm;  // distributed.h
+class Pool;  // below
+namespace kernels {
+struct BatchNormShape;  // kernels/batchnorm.h
+}
 
 struct ConvOptions {
   int dims = 2;                       // 1: Conv1d (N, C, L); 2: Conv2d (N, C, H, W)
@@ -72,7 +76,10 @@ class BatchNorm : public Module {
   Shape output_shape(const Shape& in) const override;
   Tensor forward(const Tensor& x) override;
   Tensor backward(const Tensor& dy) override;
-  void release_saved() override { input_ = Tensor(); }
+  void release_saved() override {
+    input_ = Tensor();
+    std::vector<int32_t>().swap(pool_win_);
+  }
   std::vector<Parameter*> own_parameters() override;
   std::vector<Buffer> own_buffers() override;
   BatchNormOptions opt;
@@ -84,6 +91,10 @@ class BatchNorm : public Module {
   // copy, and backward takes the gradient of that; the ReLU that followed is a pass-through.
   // Outputs, gradients and buffers are bit-identical to the unfused pair.
   bool fused_relu = false;
+  // Also set by Sequential::fuse, with fused_relu, when a MaxPool2d(kernel 2, stride 2) follows
+  // the ReLU: forward returns maxpool(relu(BN(x))) and backward takes that output's gradient;
+  // the pool is a pass-through. Bit-identical to the unfused layers (kernels/batchnorm_relu.h).
+  Pool* fused_pool = nullptr;
   // relu(BN(x) + residual) and its backward {dx, dresidual}: the end of a fused Residual.
   Tensor forward_add_relu(const Tensor& x, const Tensor& residual);
   std::pair<Tensor, Tensor> backward_add_relu(const Tensor& dy);
@@ -94,6 +105,10 @@ class BatchNorm : public Module {
   Comm* sync = nullptr;
  private:
   Tensor run_forward(const Tensor& x, const Tensor* residual, bool relu);
+  Tensor run_forward_pooled(const Tensor& x);
+  Tensor run_backward_pooled(const Tensor& dy);
+  void check_batch_stats(const Shape& in, const kernels::BatchNormShape& s);
+  void update_running(const kernels::BatchNormShape& s);
   std::pair<Tensor, Tensor> run_backward(const Tensor& dy, bool residual);
   void run_forward_sync(Tensor& out, const float* residual, uint64_t* mask);  // batchnorm_sync.cpp
   std::pair<Tensor, Tensor> run_backward_sync(const Tensor& dy, bool residual);
@@ -102,6 +117,9 @@ class BatchNorm : public Module {
   bool synced_ = false;         // the last forward used sync
   int64_t sync_count_ = 0;      // its values per channel over all ranks
   int epilogue_ = 0;                 // of the last forward: 0 none, 1 ReLU, 2 add + ReLU
+  bool pooled_ = false;              // the last forward also ran fused_pool
+  Shape pool_in_;                    // then: the shape before pooling,
+  std::vector<int32_t> pool_win_;    // and each window's winner (kernels/batchnorm_relu.h)
   std::vector<uint64_t> relu_mask_;  // 1 bit per output element (kernels/batchnorm_relu.h)
 };
 
@@ -141,6 +159,10 @@ class Pool : public Module {
   Tensor backward(const Tensor& dy) override;
   void release_saved() override { std::vector<int32_t>().swap(argmax_); }
   PoolOptions opt;
+  bool pass_through = false;  // pooled by the BatchNorm before it (BatchNorm::fused_pool)
+  // Whether the BatchNorm + ReLU before this pool can pool too: MaxPool2d, kernel 2x2, stride
+  // 2, no padding or dilation, no ceil_mode.
+  bool fusable_after_relu() const;
  private:
   Shape in_shape_;
   std::vector<int32_t> argmax_;

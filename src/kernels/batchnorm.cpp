@@ -1,10 +1,11 @@
 // BatchNorm kernels over (N, C, S); the math is derived in batchnorm.h.
-// One channel per task; the sums are channel_stats.h's, so the statistics are the same for
-// any thread count.
+// Each thread takes a block of channels (thread_channels); the sums are channel_stats.h's, so
+// the statistics are the same for any thread count.
 #include "kernels/batchnorm.h"
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "kernels/channel_stats.h"
 
@@ -14,18 +15,26 @@ template <typename T>
 void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                              const T* beta, double eps, const BatchNormShape& s) {
   const int64_t S = s.spatial, C = s.c;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    const ChannelMoments mv = channel_moments(in, s.n, C, S, c);
-    const double is = 1.0 / std::sqrt(mv.var + eps);
-    mean[c] = static_cast<T>(mv.mean);
-    var[c] = static_cast<T>(mv.var);
-    invstd[c] = static_cast<T>(is);
-    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-    const double b = beta ? static_cast<double>(beta[c]) : 0.0;
-    const T alpha = static_cast<T>(is * g), offset = static_cast<T>(b), mu = mean[c];
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);
+    std::vector<ChannelMoments> mv(static_cast<size_t>(b.size()));
+    std::vector<T> alpha(mv.size()), offset(mv.size());
+    block_moments(mv.data(), in, s.n, C, S, b);
+    for (int64_t c = b.begin; c < b.end; ++c) {
+      const ChannelMoments& m = mv[c - b.begin];
+      const double is = 1.0 / std::sqrt(m.var + eps);
+      mean[c] = static_cast<T>(m.mean);
+      var[c] = static_cast<T>(m.var);
+      invstd[c] = static_cast<T>(is);
+      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+      alpha[c - b.begin] = static_cast<T>(is * g);
+      offset[c - b.begin] = static_cast<T>(beta ? static_cast<double>(beta[c]) : 0.0);
+    }
     for (int64_t n = 0; n < s.n; ++n)
-      normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mu, alpha, offset);
+      for (int64_t c = b.begin; c < b.end; ++c)
+        normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mean[c], alpha[c - b.begin],
+                        offset[c - b.begin]);
   }
 }
 
@@ -49,23 +58,31 @@ void batchnorm_backward_train(T* din, T* dgamma, T* dbeta, const T* dout, const 
                               const T* mean, const T* invstd, const T* gamma,
                               const BatchNormShape& s) {
   const int64_t M = s.count(), S = s.spatial, C = s.c;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    const double is = invstd[c];
-    const ChannelGradSums gs = channel_grad_sums(dout, in, static_cast<double>(mean[c]), s.n, C, S, c);
-    const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
-    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
-    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
-    if (!din || M == 0) continue;
-    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-    // dx = g*is*dy - g*is*sum_dy/M - (x - m) * g*is^2*sum_dy_xhat/M
-    const T k_dy = static_cast<T>(g * is);
-    const T k_x = static_cast<T>(g * is * is * sum_dy_xhat / M);
-    const T k_0 = static_cast<T>(-g * is * sum_dy / M);
-    const T mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n)
-      bn_dx_add(din, static_cast<T*>(nullptr), dout, in, static_cast<const uint64_t*>(nullptr),
-                (n * C + c) * S, (n * C + c + 1) * S, k_dy, mu, k_x, k_0);
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);
+    std::vector<ChannelGradSums> gs(static_cast<size_t>(b.size()));
+    std::vector<T> k_dy(gs.size()), k_x(gs.size()), k_0(gs.size());
+    block_grad_sums(gs.data(), dout, in, mean, s.n, C, S, b);
+    for (int64_t c = b.begin; c < b.end; ++c) {
+      const int64_t i = c - b.begin;
+      const double is = invstd[c];
+      const double sum_dy = gs[i].sum_dy, sum_dy_xhat = gs[i].sum_dy_xc * is;
+      if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+      if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+      if (!din || M == 0) continue;
+      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+      // dx = g*is*dy - g*is*sum_dy/M - (x - m) * g*is^2*sum_dy_xhat/M
+      k_dy[i] = static_cast<T>(g * is);
+      k_x[i] = static_cast<T>(g * is * is * sum_dy_xhat / M);
+      k_0[i] = static_cast<T>(-g * is * sum_dy / M);
+    }
+    if (din && M > 0)
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = b.begin; c < b.end; ++c)
+          bn_dx_add(din, static_cast<T*>(nullptr), dout, in, static_cast<const uint64_t*>(nullptr),
+                    (n * C + c) * S, (n * C + c + 1) * S, k_dy[c - b.begin], mean[c],
+                    k_x[c - b.begin], k_0[c - b.begin]);
   }
 }
 

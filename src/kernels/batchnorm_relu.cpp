@@ -4,6 +4,7 @@
 // fused results bit-identical to the unfused sequence.
 #include "kernels/batchnorm_relu.h"
 #include "kernels/channel_stats.h"
+#include "kernels/pool2d.h"
 
 #include <algorithm>
 #include <cmath>
@@ -20,23 +21,28 @@ struct Coefficients {
   explicit Coefficients(int64_t c) : mu(c), alpha(c), offset(c) {}
 };
 
-// The statistics pass of batchnorm_forward_train, channel by channel.
+// The statistics pass of batchnorm_forward_train, in the same blocks of channels.
 template <typename T>
 void train_statistics(Coefficients<T>& k, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                       const T* beta, double eps, const BatchNormShape& s) {
   const int64_t S = s.spatial, C = s.c;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    const ChannelMoments mv = channel_moments(in, s.n, C, S, c);
-    const double is = 1.0 / std::sqrt(mv.var + eps);
-    mean[c] = static_cast<T>(mv.mean);
-    var[c] = static_cast<T>(mv.var);
-    invstd[c] = static_cast<T>(is);
-    const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-    const double b = beta ? static_cast<double>(beta[c]) : 0.0;
-    k.alpha[c] = static_cast<T>(is * g);
-    k.offset[c] = static_cast<T>(b);
-    k.mu[c] = mean[c];
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);
+    std::vector<ChannelMoments> mvs(static_cast<size_t>(b.size()));
+    block_moments(mvs.data(), in, s.n, C, S, b);
+    for (int64_t c = b.begin; c < b.end; ++c) {
+      const ChannelMoments& mv = mvs[c - b.begin];
+      const double is = 1.0 / std::sqrt(mv.var + eps);
+      mean[c] = static_cast<T>(mv.mean);
+      var[c] = static_cast<T>(mv.var);
+      invstd[c] = static_cast<T>(is);
+      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
+      const double bt = beta ? static_cast<double>(beta[c]) : 0.0;
+      k.alpha[c] = static_cast<T>(is * g);
+      k.offset[c] = static_cast<T>(bt);
+      k.mu[c] = mean[c];
+    }
   }
 }
 
@@ -76,26 +82,86 @@ void normalize_relu(T* out, uint64_t* mask, const T* in, const T* residual, cons
   }
 }
 
+// Channel c's training-mode backward coefficients from its gradient sums (dgamma, dbeta added):
+// dx = g * k_dy - (x - mu) * k_x + k_0.
+template <typename T>
+struct DxCoefficients {
+  T k_dy, mu, k_x, k_0;
+};
+
+template <typename T>
+DxCoefficients<T> train_dx_coefficients(T* dgamma, T* dbeta, const ChannelGradSums& gs, int64_t c,
+                                        int64_t M, const T* mean, const T* invstd, const T* gamma) {
+  const double is = invstd[c];
+  const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
+  if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
+  if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
+  const double gm = gamma ? static_cast<double>(gamma[c]) : 1.0;
+  const double m = M > 0 ? static_cast<double>(M) : 1.0;
+  return {static_cast<T>(gm * is), mean[c], static_cast<T>(gm * is * is * sum_dy_xhat / m),
+          static_cast<T>(-gm * is * sum_dy / m)};
+}
+
 template <typename T>
 void backward_train(T* din, T* dresidual, T* dgamma, T* dbeta, const T* dout, const uint64_t* mask,
                     const T* in, const T* mean, const T* invstd, const T* gamma, const BatchNormShape& s) {
   const int64_t M = s.count(), S = s.spatial, C = s.c;
-#pragma omp parallel for schedule(static)
-  for (int64_t c = 0; c < C; ++c) {
-    const double m = mean[c], is = invstd[c];
-    const ChannelGradSums gs = channel_grad_sums(dout, in, m, s.n, C, S, c, mask);
-    const double sum_dy = gs.sum_dy, sum_dy_xhat = gs.sum_dy_xc * is;
-    if (dgamma) dgamma[c] += static_cast<T>(sum_dy_xhat);
-    if (dbeta) dbeta[c] += static_cast<T>(sum_dy);
-    if ((!din && !dresidual) || M == 0) continue;
-    const double gm = gamma ? static_cast<double>(gamma[c]) : 1.0;
-    const T k_dy = static_cast<T>(gm * is);
-    const T k_x = static_cast<T>(gm * is * is * sum_dy_xhat / M);
-    const T k_0 = static_cast<T>(-gm * is * sum_dy / M);
-    const T mu = mean[c];
-    for (int64_t n = 0; n < s.n; ++n)
-      bn_dx_add(din, dresidual, dout, in, mask, (n * C + c) * S, (n * C + c + 1) * S, k_dy, mu, k_x, k_0);
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);
+    std::vector<ChannelGradSums> gs(static_cast<size_t>(b.size()));
+    std::vector<DxCoefficients<T>> k(gs.size());
+    block_grad_sums(gs.data(), dout, in, mean, s.n, C, S, b, mask);
+    for (int64_t c = b.begin; c < b.end; ++c)
+      k[c - b.begin] = train_dx_coefficients(dgamma, dbeta, gs[c - b.begin], c, M, mean, invstd, gamma);
+    if ((din || dresidual) && M > 0)
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = b.begin; c < b.end; ++c) {
+          const DxCoefficients<T>& q = k[c - b.begin];
+          bn_dx_add(din, dresidual, dout, in, mask, (n * C + c) * S, (n * C + c + 1) * S, q.k_dy, q.mu, q.k_x, q.k_0);
+        }
   }
+}
+
+// --- BatchNorm + ReLU + MaxPool2d(2). A plane's elements [start, start + S) of the tensor go
+// to scratch[ph, ph + S) with ph = start % kLanes: index k there has the lane and the 16-block
+// that element start - ph + k has in the tensor, so the loops of channel_stats.h treat it
+// exactly as they treat the element in place (the tensor pointers passed are shifted by
+// start - ph, which stays inside the tensor).
+
+// Plane nc: relu(BN) into z, pooled into out / win; winners whose value is not > 0 get -1.
+template <typename T>
+void pool_plane(T* out, int32_t* win, const T* in, T* z, int64_t nc, const Coefficients<T>& k,
+                int64_t C, int64_t h, int64_t w) {
+  const int64_t S = h * w, start = nc * S, ph = start % kLanes, c = nc % C, os = (h / 2) * (w / 2);
+  normalize_relu_range(z, in + start - ph, static_cast<const T*>(nullptr), ph, ph + S, k.mu[c],
+                       k.alpha[c], k.offset[c]);
+  maxpool2x2_plane(out, win, z + ph, h, w, true);
+  for (int64_t j = 0; j < os; ++j) win[j] = out[j] > T(0) ? win[j] : -1;
+}
+
+// Scratch for a plane of S values at phase ph < kLanes, with room for maxpool2x2_plane's
+// reads past the end.
+inline size_t scratch_size(int64_t S) { return static_cast<size_t>(S + 3 * kLanes); }
+
+template <typename T>
+void pool_planes(T* out, int32_t* win, const T* in, const Coefficients<T>& k, const BatchNormShape& s,
+                 int64_t h, int64_t w) {
+  const int64_t os = (h / 2) * (w / 2);
+#pragma omp parallel
+  {
+    std::vector<T> z(scratch_size(s.spatial));
+#pragma omp for schedule(static)
+    for (int64_t nc = 0; nc < s.n * s.c; ++nc) pool_plane(out + nc * os, win + nc * os, in, z.data(), nc, k, s.c, h, w);
+  }
+}
+
+// g[0, S) = the BN output's gradient of one plane (batchnorm_relu.h).
+template <typename T>
+void scatter_plane(T* g, const T* dout, const int32_t* win, int64_t S, int64_t os) {
+  for (int64_t i = 0; i < S; ++i) g[i] = T(0);
+  for (int64_t j = 0; j < os; ++j)
+    if (win[j] >= 0) g[win[j]] = T(0) + dout[j];
 }
 
 template <typename T>
@@ -190,6 +256,72 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
   backward_eval(din, dresidual, dgamma, dbeta, dout, mask, in, mean, var, gamma, eps, s);
 }
 
+template <typename T>
+void batchnorm_relu_maxpool_forward_train(T* out, int32_t* win, T* mean, T* var, T* invstd,
+                                          const T* in, const T* gamma, const T* beta, double eps,
+                                          const BatchNormShape& s, int64_t h, int64_t w) {
+  Coefficients<T> k(s.c);
+  train_statistics(k, mean, var, invstd, in, gamma, beta, eps, s);
+  pool_planes(out, win, in, k, s, h, w);
+}
+
+template <typename T>
+void batchnorm_relu_maxpool_forward_eval(T* out, int32_t* win, const T* in, const T* mean,
+                                         const T* var, const T* gamma, const T* beta, double eps,
+                                         const BatchNormShape& s, int64_t h, int64_t w) {
+  Coefficients<T> k(s.c);
+  eval_coefficients(k, mean, var, gamma, beta, eps, s.c);
+  pool_planes(out, win, in, k, s, h, w);
+}
+
+template <typename T>
+void batchnorm_relu_maxpool_backward_train(T* din, T* dgamma, T* dbeta, const T* dout,
+                                           const int32_t* win, const T* in, const T* mean,
+                                           const T* invstd, const T* gamma, const BatchNormShape& s,
+                                           int64_t h, int64_t w) {
+  const int64_t M = s.count(), S = s.spatial, C = s.c, os = (h / 2) * (w / 2);
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);
+    std::vector<T> g(scratch_size(S));
+    std::vector<LaneSums> sums(static_cast<size_t>(b.size()));
+    std::vector<DxCoefficients<T>> k(sums.size());
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t c = b.begin; c < b.end; ++c) {
+        const int64_t nc = n * C + c, ph = (nc * S) % kLanes;
+        scatter_plane(g.data() + ph, dout + nc * os, win + nc * os, S, os);
+        grad_sums_add(sums[c - b.begin], g.data(), in + nc * S - ph, static_cast<const uint64_t*>(nullptr),
+                      ph, ph + S, static_cast<double>(mean[c]));
+      }
+    for (int64_t c = b.begin; c < b.end; ++c) {
+      const LaneSums& q = sums[c - b.begin];
+      k[c - b.begin] = train_dx_coefficients(dgamma, dbeta, ChannelGradSums{q.total_a(), q.total_b()},
+                                             c, M, mean, invstd, gamma);
+    }
+    if (din && M > 0)
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = b.begin; c < b.end; ++c) {
+          const int64_t nc = n * C + c, ph = (nc * S) % kLanes;
+          const DxCoefficients<T>& q = k[c - b.begin];
+          scatter_plane(g.data() + ph, dout + nc * os, win + nc * os, S, os);
+          bn_dx_add(din + nc * S - ph, static_cast<T*>(nullptr), g.data(), in + nc * S - ph,
+                    static_cast<const uint64_t*>(nullptr), ph, ph + S, q.k_dy, q.mu, q.k_x, q.k_0);
+        }
+  }
+}
+
+template <typename T>
+void relu_maxpool_scatter(T* g, const T* dout, const int32_t* win, int64_t planes, int64_t h, int64_t w) {
+  const int64_t S = h * w, os = (h / 2) * (w / 2);
+#pragma omp parallel for schedule(static)
+  for (int64_t nc = 0; nc < planes; ++nc) {
+    T* plane = g + nc * S;
+    for (int64_t i = 0; i < S; ++i) plane[i] = T(0);
+    for (int64_t j = 0; j < os; ++j)
+      if (win[nc * os + j] >= 0) plane[win[nc * os + j]] = T(0) + dout[nc * os + j];
+  }
+}
+
 #define INSTANTIATE(T)                                                                             \
   template void batchnorm_relu_forward_train<T>(T*, uint64_t*, T*, T*, T*, const T*, const T*,      \
                                                 const T*, double, const BatchNormShape&);          \
@@ -212,7 +344,17 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
                                                      const BatchNormShape&);                       \
   template void batchnorm_add_relu_backward_eval<T>(T*, T*, T*, T*, const T*, const uint64_t*,      \
                                                     const T*, const T*, const T*, const T*,        \
-                                                    double, const BatchNormShape&);
+                                                    double, const BatchNormShape&);            \
+  template void batchnorm_relu_maxpool_forward_train<T>(T*, int32_t*, T*, T*, T*, const T*,      \
+                                                        const T*, const T*, double,               \
+                                                        const BatchNormShape&, int64_t, int64_t); \
+  template void batchnorm_relu_maxpool_forward_eval<T>(T*, int32_t*, const T*, const T*, const T*, \
+                                                       const T*, const T*, double,                \
+                                                       const BatchNormShape&, int64_t, int64_t);  \
+  template void batchnorm_relu_maxpool_backward_train<T>(T*, T*, T*, const T*, const int32_t*,     \
+                                                         const T*, const T*, const T*, const T*,   \
+                                                         const BatchNormShape&, int64_t, int64_t); \
+  template void relu_maxpool_scatter<T>(T*, const T*, const int32_t*, int64_t, int64_t, int64_t);
 INSTANTIATE(float)
 INSTANTIATE(double)
 #undef INSTANTIATE

@@ -76,4 +76,37 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
                                       const uint64_t* mask, const T* in, const T* mean, const T* var,
                                       const T* gamma, double eps, const BatchNormShape& s);
 
+// --- BatchNorm + ReLU + MaxPool2d(kernel 2, stride 2) over (N, C, H, W), spatial = H*W:
+//   out (N, C, H/2, W/2) = maxpool(relu(BN(in))), bit-identical to the unfused sequence
+//   batchnorm_forward_* -> relu_forward -> maxpool2d_forward (kernel 2x2, stride 2, no padding,
+//   no ceil_mode) and, backward, maxpool2d_backward -> relu_backward -> batchnorm_backward_*.
+// Each (n, c) plane is normalized into a per-thread scratch plane that stays in cache and pooled
+// from there (maxpool2x2_plane), so the full-size activation is never written, nor read again;
+// the scratch plane keeps the plane's place modulo 16, so every element takes the vector or
+// scalar path it takes in the unfused kernels.
+// win (one int32 per pooled output): the winner's flat index y*W + x in its plane, as
+// maxpool2d_forward's argmax, or -1 where the pooled value is not > 0. The windows do not
+// overlap, so the gradient at the BN output is dout at each winner that is not -1 (a winner
+// with pooled value 0 had BN output <= 0, which the ReLU blocks) and 0 everywhere else:
+//   g[win] = 0 + dout  (as maxpool2d_backward adds into a zeroed plane; it makes -0 into +0)
+// Backward (training) rebuilds g one plane at a time in scratch for the sums and again for dx,
+// with the sums in the order of batchnorm_relu_backward_train.
+template <typename T>
+void batchnorm_relu_maxpool_forward_train(T* out, int32_t* win, T* mean, T* var, T* invstd,
+                                          const T* in, const T* gamma, const T* beta, double eps,
+                                          const BatchNormShape& s, int64_t h, int64_t w);
+template <typename T>
+void batchnorm_relu_maxpool_forward_eval(T* out, int32_t* win, const T* in, const T* mean,
+                                         const T* var, const T* gamma, const T* beta, double eps,
+                                         const BatchNormShape& s, int64_t h, int64_t w);
+template <typename T>
+void batchnorm_relu_maxpool_backward_train(T* din, T* dgamma, T* dbeta, const T* dout,
+                                           const int32_t* win, const T* in, const T* mean,
+                                           const T* invstd, const T* gamma, const BatchNormShape& s,
+                                           int64_t h, int64_t w);
+// g (planes x H*W) = the gradient at the BN output as above, for the paths that run the BN
+// backward on a full-size gradient (evaluation mode, synchronized BatchNorm).
+template <typename T>
+void relu_maxpool_scatter(T* g, const T* dout, const int32_t* win, int64_t planes, int64_t h, int64_t w);
+
 }  // namespace normnet::kernels

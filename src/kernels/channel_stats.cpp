@@ -5,6 +5,8 @@
 #include "kernels/channel_stats.h"
 #include "kernels/multiversion.h"
 
+#include <omp.h>
+
 #include <cstring>
 
 namespace normnet::kernels {
@@ -41,6 +43,11 @@ NORMNET_INLINE int64_t head_end(int64_t begin, int64_t end) {
 }
 
 }  // namespace
+
+ChannelBlock thread_channels(int64_t C) {
+  const int64_t t = omp_get_thread_num(), T = omp_get_num_threads();
+  return {C * t / T, C * (t + 1) / T};
+}
 
 NORMNET_MULTIVERSION
 void moments_add(LaneSums& s, const float* x, int64_t begin, int64_t end, double shift) {

@@ -7,8 +7,10 @@ namespace normnet::kernels {
 
 static int64_t pooled_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dil,
                            bool ceil_mode) {
-  const int64_t span = in + 2 * pad - dil * (k - 1) - 1;
-  int64_t out = (span + (ceil_mode ? stride - 1 : 0)) / stride + 1;
+  const int64_t span = in + 2 * pad - dil * (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  // Division rounding down, also for a negative span (an input smaller than the window):
+  // C++'s / rounds toward zero and would give 1 output instead of 0.
+  int64_t out = (span >= 0 ? span / stride : -((-span + stride - 1) / stride)) + 1;
   // With ceil_mode the last window must start inside the input or the left padding.
   if (ceil_mode && (out - 1) * stride >= in + pad) --out;
   return out;

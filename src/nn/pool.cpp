@@ -52,7 +52,14 @@ Shape Pool::output_shape(const Shape& in) const {
   return Shape{in[0], in[1], s.out_h(), s.out_w()};
 }
 
+bool Pool::fusable_after_relu() const {
+  return opt.max && opt.dims == 2 && opt.kernel_h == 2 && opt.kernel_w == 2 && opt.stride_h == 2 &&
+         opt.stride_w == 2 && opt.pad_h == 0 && opt.pad_w == 0 && opt.dilation_h == 1 &&
+         opt.dilation_w == 1 && !opt.ceil_mode;
+}
+
 Tensor Pool::forward(const Tensor& x) {
+  if (pass_through) return x;  // the BatchNorm before it pooled already
   Tensor out = Tensor::empty(output_shape(x.shape()));  // the kernels write every output
   Tensor in = x.contiguous();
   in_shape_ = x.shape();
@@ -67,6 +74,7 @@ Tensor Pool::forward(const Tensor& x) {
 }
 
 Tensor Pool::backward(const Tensor& dy) {
+  if (pass_through) return dy;
   check(in_shape_.rank > 0, label(), ": backward called before forward");
   Tensor dx = Tensor::empty(in_shape_);  // the kernels zero each plane first
   Tensor g = dy.contiguous();

@@ -38,6 +38,12 @@ void Sequential::fuse(bool on) {
       Activation* relu = i + 1 < layers_.size() ? as_relu(layers_[i + 1].second.get()) : nullptr;
       bn->fused_relu = on && relu;
       if (relu) relu->pass_through = on;
+      Pool* pool = relu && bn->opt.dims == 2 && i + 2 < layers_.size()
+                       ? dynamic_cast<Pool*>(layers_[i + 2].second.get())
+                       : nullptr;
+      if (pool && !pool->fusable_after_relu()) pool = nullptr;
+      bn->fused_pool = on ? pool : nullptr;
+      if (pool) pool->pass_through = on;
     }
   }
 }

@@ -238,8 +238,10 @@ void elu_backward(double* din, const double* dout, const double* out, double alp
 // or its left padding.
 int64_t pool_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad, int64_t dilation,
                       bool ceil_mode) {
-  const int64_t span = in + 2 * pad - dilation * (k - 1) - 1;
-  int64_t out = (ceil_mode ? (span + stride - 1) / stride : span / stride) + 1;
+  // PyTorch divides rounding down (div_rtn): a negative span (input smaller than the window)
+  // gives no output.
+  const double span = static_cast<double>(in + 2 * pad - dilation * (k - 1) - 1);
+  int64_t out = static_cast<int64_t>(ceil_mode ? std::ceil(span / stride) : std::floor(span / stride)) + 1;
   if (ceil_mode && (out - 1) * stride >= in + pad) --out;
   return out;
 }

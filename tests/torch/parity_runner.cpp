@@ -74,6 +74,9 @@ StFile run_module(const json& op, const StFile& req) {
   StFile out;
   const int steps = op.value("steps", 1);
   const bool activations = op.value("activations", false);
+  // Every layer's own output: without fusion (a fused BatchNorm returns the ReLU's or even the
+  // pool's output). Fused and unfused give the same bits (fusion_module_test).
+  if (activations) m.net->fuse(false);
   for (int i = 0; i < steps; ++i) {
     const std::string s = std::to_string(i);
     m.net->zero_grad();

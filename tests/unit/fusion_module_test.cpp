@@ -1,7 +1,8 @@
 // Module-level fusion (Sequential::fuse, run by build_model): a model built with fusion and the
 // same model with fusion turned off must give bit-identical outputs, input gradients, parameter
 // gradients and buffers (running statistics, num_batches_tracked) over several training steps
-// and in evaluation, and the same state_dict names. Models: seed001 (Conv-BN-ReLU stages), and a
+// and in evaluation, and the same state_dict names. Models: seed001 (Conv-BN-ReLU-MaxPool
+// stages), one with a pooled odd plane and a ceil_mode pool that is not fused, and a
 // description with Residual blocks (activation ReLU, body ending in BatchNorm, with and without
 // a shortcut), a Linear -> BatchNorm1d -> ReLU on (N, C), and a BatchNorm without running
 // statistics. The kernels themselves are compared in kernels_fused_test.
@@ -56,11 +57,31 @@ Tensor random_tensor(const Shape& s, Rng& rng) {
   return t;
 }
 
-// Counts the fused pairs, to make sure the test exercises the fused paths.
+// A BatchNorm -> ReLU -> MaxPool2d(2) stage on odd planes (7x9 -> 3x4: the last row and
+// column belong to no window), one whose pool cannot be fused (ceil_mode), and a ReLU -> pool
+// after a BatchNorm1d-free Linear.
+const char* kPoolModel = R"({
+  "name": "fusion-pool-test", "input": [2, 7, 9], "classes": 3,
+  "layers": [
+    {"type": "Conv2d", "name": "conv1", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+    {"type": "BatchNorm2d", "name": "bn1", "num_features": 3},
+    {"type": "ReLU", "name": "relu1"},
+    {"type": "MaxPool2d", "name": "pool1", "kernel_size": 2},
+    {"type": "Conv2d", "name": "conv2", "in_channels": 3, "out_channels": 4, "kernel_size": 1},
+    {"type": "BatchNorm2d", "name": "bn2", "num_features": 4, "momentum": null},
+    {"type": "ReLU", "name": "relu2"},
+    {"type": "MaxPool2d", "name": "pool2", "kernel_size": 2, "ceil_mode": true},
+    {"type": "Flatten"},
+    {"type": "Linear", "name": "fc", "in_features": 16, "out_features": 3}
+  ]})";
+
+// Counts the fused layers (2 per BN + ReLU pair, 2 more per pool fused into it), to make sure
+// the test exercises the fused paths.
 int count_fused(Module& m) {
   int n = 0;
-  if (auto* bn = dynamic_cast<BatchNorm*>(&m)) n += bn->fused_relu;
+  if (auto* bn = dynamic_cast<BatchNorm*>(&m)) n += bn->fused_relu + (bn->fused_pool != nullptr);
   if (auto* a = dynamic_cast<Activation*>(&m)) n += a->pass_through;
+  if (auto* p = dynamic_cast<Pool*>(&m)) n += p->pass_through;
   for (auto& [name, c] : m.children()) n += count_fused(*c);
   return n;
 }
@@ -84,11 +105,11 @@ void expect_same_state(Model& fused, Model& plain, const std::string& what) {
   }
 }
 
-void run_and_compare(const std::string& json_text, int expect_fused_pairs) {
+void run_and_compare(const std::string& json_text, int expect_fused_pairs, int expect_fused_pools = 0) {
   Model fused = build_model(json_text, "fused");
   Model plain = build_model(json_text, "plain");
   plain.net->fuse(false);
-  EXPECT_EQ(count_fused(*fused.net), 2 * expect_fused_pairs);
+  EXPECT_EQ(count_fused(*fused.net), 2 * expect_fused_pairs + 2 * expect_fused_pools);
   EXPECT_EQ(count_fused(*plain.net), 0);
   fused.init_parameters(7);
   plain.init_parameters(7);
@@ -117,7 +138,23 @@ void run_and_compare(const std::string& json_text, int expect_fused_pairs) {
 
 TEST(FusionModule, Seed001SameAsUnfused) {
   const Model probe = load_model("seed001");
-  run_and_compare(probe.spec, 2);  // bn1+relu1, bn2+relu2
+  run_and_compare(probe.spec, 2, 2);  // bn1+relu1+pool1, bn2+relu2+pool2
+}
+
+TEST(FusionModule, PoolOddPlanesAndCeilModeSameAsUnfused) {
+  run_and_compare(kPoolModel, 2, 1);  // pool2 (ceil_mode) stays a layer of its own
+}
+
+// A fused pool still checks its input: a plane smaller than the window is refused, naming it.
+TEST(FusionModule, FusedPoolRejectsTooSmallInput) {
+  Model m = build_model(kPoolModel, "small");
+  Rng rng(5);
+  try {
+    m.net->forward(random_tensor(Shape{2, 2, 1, 9}, rng));
+    FAIL() << "a 1x9 plane went through MaxPool2d(2)";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("pool1"), std::string::npos) << e.what();
+  }
 }
 
 TEST(FusionModule, ResidualLinearNoTrackSameAsUnfused) {

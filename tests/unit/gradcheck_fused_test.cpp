@@ -1,5 +1,5 @@
-// Central finite-difference gradient checks of the fused BatchNorm + ReLU and
-// BatchNorm + add + ReLU kernels (kernels/batchnorm_relu.h) in double precision, in training
+// Central finite-difference gradient checks of the fused BatchNorm + ReLU,
+// BatchNorm + add + ReLU and BatchNorm + ReLU + MaxPool kernels (kernels/batchnorm_relu.h) in double precision, in training
 // (batch statistics: the full BN backward) and evaluation (running statistics).
 //
 // Method and tolerance as gradcheck_test.cpp: loss = sum(out * R) for a fixed random R, the
@@ -128,6 +128,62 @@ TEST(gradcheck_fused, BatchNormAddReluTrain) {
 
 TEST(gradcheck_fused, BatchNormAddReluEval) {
   Fixture({3, 2, 5}, false, true, true, 48).Run();
+}
+
+// BatchNorm + ReLU + MaxPool2d(2), training: loss = sum(pooled * R). A perturbation that
+// changes any window's winner (or whether the ReLU blocks it) crosses a kink and is skipped.
+struct PoolFixture {
+  k::BatchNormShape s;
+  int64_t h, w;
+  bool affine;
+  Vec in, gamma, beta, R, mean, var, invstd;
+  std::vector<int32_t> win, base_win;
+
+  PoolFixture(int64_t n, int64_t c, int64_t hh, int64_t ww, bool aff, uint64_t seed)
+      : s{n, c, hh * ww}, h(hh), w(ww), affine(aff) {
+    Rng rng(seed);
+    in = random_doubles(rng, n * c * h * w, -2, 2);
+    gamma = random_doubles(rng, c, 0.5, 1.5);
+    beta = random_doubles(rng, c, -0.5, 0.5);
+    R = random_doubles(rng, n * c * (h / 2) * (w / 2));
+    mean.assign(c, 0), var.assign(c, 0), invstd.assign(c, 0);
+    win.assign(R.size(), 0);
+  }
+
+  Vec Forward() {
+    Vec out(R.size());
+    k::batchnorm_relu_maxpool_forward_train(out.data(), win.data(), mean.data(), var.data(), invstd.data(),
+                                            in.data(), affine ? gamma.data() : nullptr,
+                                            affine ? beta.data() : nullptr, 1e-5, s, h, w);
+    return out;
+  }
+
+  void Check(Vec& param, const Vec& analytic, const std::string& what) {
+    GradCheck gc{[this] { return Forward(); }, R};
+    gc.crossed = [this] { return win != base_win; };
+    gc.Check(param, analytic, what);
+  }
+
+  void Run() {
+    const std::string what = "bn_relu_maxpool train (" + std::to_string(s.n) + "," + std::to_string(s.c) +
+                             "," + std::to_string(h) + "x" + std::to_string(w) + ") affine=" + std::to_string(affine);
+    Forward();
+    base_win = win;
+    Vec din(in.size(), 0), dgamma(s.c, 0), dbeta(s.c, 0);
+    k::batchnorm_relu_maxpool_backward_train(din.data(), affine ? dgamma.data() : nullptr,
+                                             affine ? dbeta.data() : nullptr, R.data(), win.data(), in.data(),
+                                             mean.data(), invstd.data(), affine ? gamma.data() : nullptr, s, h, w);
+    Check(in, din, what + " din");
+    if (affine) {
+      Check(gamma, dgamma, what + " dgamma");
+      Check(beta, dbeta, what + " dbeta");
+    }
+  }
+};
+
+TEST(gradcheck_fused, BatchNormReluMaxPoolTrain) {
+  PoolFixture(3, 2, 4, 6, true, 49).Run();
+  PoolFixture(2, 2, 5, 5, false, 50).Run();  // the odd last row and column: no window
 }
 
 }  // namespace

@@ -318,6 +318,15 @@ TEST(kernels_pool, ValidateRejectsBadShapes) {
   EXPECT_THROW(s.validate("pool"), Error);  // input smaller than kernel
   s.h = 5;
   EXPECT_NO_THROW(s.validate("pool"));
+  // A one-row input under a 2x2 window with stride 2: (1 - 2) / 2 rounds down to -1, so no
+  // output row (PyTorch: "Output size is too small"); with ceil_mode one row, as in PyTorch.
+  Pool2dShape t;
+  t.h = 1, t.w = 6, t.kernel_h = t.kernel_w = 2, t.stride_h = t.stride_w = 2;
+  EXPECT_EQ(t.out_h(), 0);
+  EXPECT_THROW(t.validate("pool"), Error);
+  t.ceil_mode = true;
+  EXPECT_EQ(t.out_h(), 1);
+  EXPECT_EQ(t.out_w(), 3);
 }
 
 }  // namespace
