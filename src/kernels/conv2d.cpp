@@ -187,7 +187,11 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G;
   const int64_t K = cig * s.kernel_h * s.kernel_w, P = s.out_h() * s.out_w();
 
-  if (dbias) {
+  // The direct path takes each sample's sums from its transpose of dout (weight_grad_t) into
+  // bsum[n][o]; they are added over n below, in double, as here.
+  const bool direct_path = use_direct<T>(s);
+  std::vector<float> bsum(dbias && direct_path ? static_cast<size_t>(s.n * s.c_out) : 0);
+  if (dbias && !direct_path) {
 #pragma omp parallel for schedule(static)
     for (int64_t o = 0; o < s.c_out; ++o) {  // each sample's plane, then the planes in double
       double acc = 0.0;
@@ -231,7 +235,6 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   // dW_g^T (K x Co_g) += col (K x P) * dout_g^T (P x Co_g); with fewer output channels (a GEMM
   // of width Co_g would waste most of the 32-wide tile) as dW_g (Co_g x K) += dout_g (Co_g x P) *
   // col^T (P x K).
-  const bool direct_path = use_direct<T>(s);
   const bool dw_t = direct_path || cog >= 32;
   // The direct path's operands: the forward plan (weight gradient), and the flipped
   // convolution's plan and packed weights (input gradient).
@@ -267,7 +270,8 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
           bool done_dw = false, done_dx = false;
           if constexpr (std::is_same_v<T, float>)
             if (direct_path) {
-              direct::weight_grad_t(pw, x, dy, plan, xpad, dyt);
+              direct::weight_grad_t(pw, bsum.empty() ? nullptr : bsum.data() + n * s.c_out + g * cog, x,
+                                    dy, plan, xpad, dyt);
               done_dw = true;
               if (flipped) {
                 direct::forward(dx, dy, wt_packed[g].data(), nullptr, plan_f, xpad, tile);
@@ -293,6 +297,12 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
           }
         }
   }
+  if (dbias && direct_path)
+    for (int64_t o = 0; o < s.c_out; ++o) {
+      double acc = 0.0;
+      for (int64_t n = 0; n < s.n; ++n) acc += bsum[n * s.c_out + o];
+      dbias[o] += static_cast<T>(acc);
+    }
   for (int64_t g = 0; g < G; ++g)
     for (int64_t o = 0; o < cog; ++o)
       for (int64_t k = 0; k < K; ++k) {

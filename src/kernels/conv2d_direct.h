@@ -53,7 +53,9 @@ void forward(float* out, const float* x, const float* wpacked, const float* bias
 
 // dw (K x cout, row-major: the transposed weight gradient) += col(x) * dy^T, i.e.
 // dw[k][o] += sum over output positions of x at that tap * dy[o]. dy is (cout x oh x ow).
-void weight_grad_t(float* dw, const float* x, const float* dy, const Plan& p,
+// bsum, if not null, gets sum16(dy row o, oh*ow) for every o (the bias gradient's per-sample
+// sums, read from the same loads as the transpose of dy the kernel needs anyway).
+void weight_grad_t(float* dw, float* bsum, const float* x, const float* dy, const Plan& p,
                    std::vector<float>& xpad, std::vector<float>& dyt);
 
 // The sum of x[0..n) in 16 float lanes (element k in lane k % 16, lanes added in order at the
