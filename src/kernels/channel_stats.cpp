@@ -113,6 +113,18 @@ uint64_t normalize_relu_range(float* y, const float* x, const float* residual, i
 }
 
 NORMNET_MULTIVERSION
+void normalize_relu_values(float* y, const float* x, int64_t begin, int64_t end, float mu, float alpha,
+                           float offset) {
+  int64_t k = head_end(begin, end);
+  normalize_relu_values<float>(y, x, begin, k, mu, alpha, offset);
+  for (; k + kLanes <= end; k += kLanes) {
+    const f16 t = (load(x + k) - mu) * alpha + offset;
+    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & (t > 0.0f)));
+  }
+  normalize_relu_values<float>(y, x, k, end, mu, alpha, offset);
+}
+
+NORMNET_MULTIVERSION
 void bn_dx_add(float* dx, float* dresidual, const float* dy, const float* x, const uint64_t* mask,
                int64_t begin, int64_t end, float k_dy, float mu, float k_x, float k_0) {
   int64_t k = head_end(begin, end);

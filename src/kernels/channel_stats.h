@@ -91,6 +91,18 @@ inline uint64_t normalize_relu_range(T* y, const T* x, const T* residual, int64_
 uint64_t normalize_relu_range(float* y, const float* x, const float* residual, int64_t begin,
                               int64_t end, float mu, float alpha, float offset);
 
+// normalize_relu_range without the mask bits (and without a residual), for any range: the
+// same values, element for element.
+template <typename T>
+inline void normalize_relu_values(T* y, const T* x, int64_t begin, int64_t end, T mu, T alpha, T offset) {
+  for (int64_t k = begin; k < end; ++k) {
+    const T t = (x[k] - mu) * alpha + offset;
+    y[k] = t > T(0) ? t : T(0);
+  }
+}
+void normalize_relu_values(float* y, const float* x, int64_t begin, int64_t end, float mu, float alpha,
+                           float offset);
+
 // The training-mode input gradient of BN: dx[k] = g * k_dy - (x[k] - mu) * k_x + k_0 for k in
 // [begin, end), g as in grad_sums_add (mask may be null). dresidual, if not null, gets g.
 template <typename T>
