@@ -59,43 +59,96 @@ NORMNET_INLINE d8 high_half(f16 v) {
   return __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), d8);
 }
 
+// A range's ragged ends (a plane of 196 values has up to 30) go through the vector code too, as
+// one 16-block each: the valid elements copied to a zeroed block (nothing is read outside the
+// range), and the other lanes adding exactly 0. Each lane still receives its elements in
+// increasing k, and a lane sum, which starts at +0, is never -0, so adding +0 (or 0 * a finite
+// value) leaves it unchanged: the same sums as element by element, much faster for small planes.
+typedef int64_t l8 __attribute__((vector_size(64)));
+
+// Lanes [lo, hi) of a block, as all-ones / zero 64-bit lanes for the two halves.
+NORMNET_INLINE void valid_lanes(int64_t lo, int64_t hi, l8& v0, l8& v1) {
+  const l8 i0 = {0, 1, 2, 3, 4, 5, 6, 7}, i1 = i0 + 8;
+  v0 = (i0 >= lo) & (i0 < hi);
+  v1 = (i1 >= lo) & (i1 < hi);
+}
+
+// Splits [begin, end) into the partial block at its start, the whole 16-blocks, and the partial
+// block at its end: whole(k) for each whole block at k, part(k0, lo, hi) for lanes [lo, hi) of
+// the block at k0.
+template <typename Whole, typename Part>
+NORMNET_INLINE void blocks(int64_t begin, int64_t end, Whole whole, Part part) {
+  if (begin >= end) return;
+  int64_t k = begin;
+  if (k % kLanes) {
+    const int64_t k0 = k - k % kLanes, stop = std::min(end, k0 + kLanes);
+    part(k0, k - k0, stop - k0);
+    k = stop;
+  }
+  for (; k + kLanes <= end; k += kLanes) whole(k);
+  if (k < end) part(k, int64_t{0}, end - k);
+}
+
+NORMNET_INLINE void moments_step(f16 v, d8 sh, d8& a0, d8& a1, d8& b0, d8& b1, l8 v0, l8 v1) {
+  const d8 d0 = reinterpret_cast<d8>(reinterpret_cast<l8>(low_half(v) - sh) & v0);
+  const d8 d1 = reinterpret_cast<d8>(reinterpret_cast<l8>(high_half(v) - sh) & v1);
+  a0 += d0;
+  a1 += d1;
+  b0 += d0 * d0;
+  b1 += d1 * d1;
+}
+
 NORMNET_MULTIVERSION
 void moments_add(LaneSums& s, const float* x, int64_t begin, int64_t end, double shift) {
-  int64_t k = head_end(begin, end);
-  moments_add<float>(s, x, begin, k, shift);
   d8 a0 = load8d(s.a), a1 = load8d(s.a + 8), b0 = load8d(s.b), b1 = load8d(s.b + 8);
   const d8 sh = shift - d8{};
-  for (; k + kLanes <= end; k += kLanes) {
-    const f16 v = load(x + k);
-    const d8 d0 = low_half(v) - sh, d1 = high_half(v) - sh;
-    a0 += d0;
-    a1 += d1;
-    b0 += d0 * d0;
-    b1 += d1 * d1;
-  }
+  const l8 all = l8{} - 1;
+  blocks(
+      begin, end, [&](int64_t k) { moments_step(load(x + k), sh, a0, a1, b0, b1, all, all); },
+      [&](int64_t k0, int64_t lo, int64_t hi) {
+        float t[kLanes] = {};
+        for (int64_t l = lo; l < hi; ++l) t[l] = x[k0 + l];
+        l8 v0, v1;
+        valid_lanes(lo, hi, v0, v1);
+        moments_step(load(t), sh, a0, a1, b0, b1, v0, v1);
+      });
   store8d(s.a, a0), store8d(s.a + 8, a1), store8d(s.b, b0), store8d(s.b + 8, b1);
-  moments_add<float>(s, x, k, end, shift);
+}
+
+// Invalid lanes have g = 0 and x - mean masked to 0 (even for a non-finite mean).
+NORMNET_INLINE void grad_step(f16 g, f16 v, d8 m, d8& a0, d8& a1, d8& b0, d8& b1, l8 v0, l8 v1) {
+  const d8 g0 = low_half(g), g1 = high_half(g);
+  a0 += g0;
+  a1 += g1;
+  b0 += g0 * reinterpret_cast<d8>(reinterpret_cast<l8>(low_half(v) - m) & v0);
+  b1 += g1 * reinterpret_cast<d8>(reinterpret_cast<l8>(high_half(v) - m) & v1);
 }
 
 NORMNET_MULTIVERSION
 void grad_sums_add(LaneSums& s, const float* dy, const float* x, const uint64_t* mask, int64_t begin,
                    int64_t end, double mean) {
-  int64_t k = head_end(begin, end);
-  grad_sums_add<float>(s, dy, x, mask, begin, k, mean);
   d8 a0 = load8d(s.a), a1 = load8d(s.a + 8), b0 = load8d(s.b), b1 = load8d(s.b + 8);
   const d8 m = mean - d8{};
-  for (; k + kLanes <= end; k += kLanes) {
-    f16 g = load(dy + k);
-    if (mask) g = reinterpret_cast<f16>(reinterpret_cast<i16>(g) & mask_lanes(mask, k));
-    const f16 v = load(x + k);
-    const d8 g0 = low_half(g), g1 = high_half(g);
-    a0 += g0;
-    a1 += g1;
-    b0 += g0 * (low_half(v) - m);
-    b1 += g1 * (high_half(v) - m);
-  }
+  const l8 all = l8{} - 1;
+  blocks(
+      begin, end,
+      [&](int64_t k) {
+        f16 g = load(dy + k);
+        if (mask) g = reinterpret_cast<f16>(reinterpret_cast<i16>(g) & mask_lanes(mask, k));
+        grad_step(g, load(x + k), m, a0, a1, b0, b1, all, all);
+      },
+      [&](int64_t k0, int64_t lo, int64_t hi) {
+        float tg[kLanes] = {}, tx[kLanes] = {};
+        for (int64_t l = lo; l < hi; ++l) {
+          const int64_t k = k0 + l;
+          tg[l] = !mask || ((mask[k >> 6] >> (k & 63)) & 1u) ? dy[k] : 0.0f;
+          tx[l] = x[k];
+        }
+        l8 v0, v1;
+        valid_lanes(lo, hi, v0, v1);
+        grad_step(load(tg), load(tx), m, a0, a1, b0, b1, v0, v1);
+      });
   store8d(s.a, a0), store8d(s.a + 8, a1), store8d(s.b, b0), store8d(s.b + 8, b1);
-  grad_sums_add<float>(s, dy, x, mask, k, end, mean);
 }
 
 NORMNET_MULTIVERSION
