@@ -303,6 +303,8 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
       for (int64_t n = 0; n < s.n; ++n) acc += bsum[n * s.c_out + o];
       dbias[o] += static_cast<T>(acc);
     }
+  // Each weight's chunk partials in chunk order; weights in parallel.
+#pragma omp parallel for schedule(static) collapse(2)
   for (int64_t g = 0; g < G; ++g)
     for (int64_t o = 0; o < cog; ++o)
       for (int64_t k = 0; k < K; ++k) {

@@ -24,21 +24,32 @@ void tap_offsets(std::vector<int64_t>& off, const Plan& p) {
                                : c * plane + i * p.dh * p.wp() + j * p.dw;
 }
 
-// The phase planes of a strided layer (conv2d_direct.h), then zero slack.
-void phase_planes(float* d, const float* x, const Plan& p) {
+// The phase planes of a strided layer (conv2d_direct.h), then zero slack. Column t of phase b
+// holds input column t*sw + b - pw, inside the input for t in [lo, hi) (computed once per phase
+// instead of testing every element).
+NORMNET_MULTIVERSION void phase_planes(float* d, const float* x, const Plan& p) {
   const int64_t hp = p.hp(), wp = p.wp();
-  for (int64_t c = 0; c < p.cin; ++c)
-    for (int64_t a = 0; a < p.sh; ++a)
-      for (int64_t b = 0; b < p.sw; ++b) {
+  for (int64_t b = 0; b < p.sw; ++b) {
+    const int64_t first = b - p.pw;  // input column of t = 0
+    const int64_t lo = std::min(wp, first >= 0 ? 0 : (-first + p.sw - 1) / p.sw);
+    const int64_t hi = std::max(lo, std::min(wp, p.w - first <= 0 ? 0 : (p.w - first + p.sw - 1) / p.sw));
+    for (int64_t c = 0; c < p.cin; ++c)
+      for (int64_t a = 0; a < p.sh; ++a) {
         float* plane = d + (c * p.phases() + a * p.sw + b) * hp * wp;
         for (int64_t r = 0; r < hp; ++r) {
           const int64_t iy = r * p.sh + a - p.ph;
-          for (int64_t t = 0; t < wp; ++t) {
-            const int64_t ix = t * p.sw + b - p.pw;
-            plane[r * wp + t] = iy >= 0 && iy < p.h && ix >= 0 && ix < p.w ? x[(c * p.h + iy) * p.w + ix] : 0.0f;
+          float* row = plane + r * wp;
+          if (iy < 0 || iy >= p.h) {
+            for (int64_t t = 0; t < wp; ++t) row[t] = 0.0f;
+            continue;
           }
+          const float* src = x + (c * p.h + iy) * p.w + first;
+          for (int64_t t = 0; t < lo; ++t) row[t] = 0.0f;
+          for (int64_t t = lo; t < hi; ++t) row[t] = src[t * p.sw];
+          for (int64_t t = hi; t < wp; ++t) row[t] = 0.0f;
         }
       }
+  }
   for (int64_t k = p.cin * p.phases() * hp * wp; k < p.padded_size(); ++k) d[k] = 0.0f;
 }
 
