@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -138,6 +139,8 @@ void forward_direct(float* out, const float* in, const float* weight, const floa
   const direct::Plan p = plan_of(s);
   std::vector<std::vector<float>> packed(static_cast<size_t>(G));
   for (int64_t g = 0; g < G; ++g) direct::pack_weights(packed[g], weight + g * cog * p.taps(), p);
+  std::vector<int64_t> off;
+  direct::tap_offsets(off, p);
 #pragma omp parallel
   {
     std::vector<float> xpad, tile;
@@ -145,7 +148,7 @@ void forward_direct(float* out, const float* in, const float* weight, const floa
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t g = 0; g < G; ++g)
         direct::forward(out + (n * s.c_out + g * cog) * P, in + (n * s.c_in + g * cig) * s.h * s.w,
-                        packed[g].data(), bias ? bias + g * cog : nullptr, p, xpad, tile);
+                        packed[g].data(), off.data(), bias ? bias + g * cog : nullptr, p, xpad, tile);
   }
 }
 
@@ -241,6 +244,9 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   const direct::Plan plan = plan_of(s);
   direct::Plan plan_f = plan_of(sf);
   std::vector<std::vector<float>> wt_packed;
+  std::vector<int64_t> off, off_f;
+  if (direct_path) direct::tap_offsets(off, plan);
+  if (direct_path && flipped) direct::tap_offsets(off_f, plan_f);
   if constexpr (std::is_same_v<T, float>)
     if (direct_path && flipped) {
       wt_packed.resize(static_cast<size_t>(G));
@@ -252,7 +258,7 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   // thread are ever held.
   const int64_t kChunk = 8, chunks = (s.n + kChunk - 1) / kChunk;
   const int64_t wsize = G * K * cog;
-  std::vector<T> partial(static_cast<size_t>(chunks * wsize), T(0));
+  std::unique_ptr<T[]> partial(new T[static_cast<size_t>(chunks * wsize)]);  // each task zeroes its own
 #pragma omp parallel
   {
     std::vector<T> col(direct_path ? 0 : static_cast<size_t>(K * P));
@@ -260,21 +266,22 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
     std::vector<T> dcol(din && !(direct_path && flipped) ? static_cast<size_t>(flipped ? K2 * s.h * s.w : K * P) : 0);
     std::vector<float> xpad, dyt, tile;
 #pragma omp for schedule(static)
-    for (int64_t j = 0; j < chunks; ++j)
+    for (int64_t j = 0; j < chunks; ++j) {
+      std::fill(partial.get() + j * wsize, partial.get() + (j + 1) * wsize, T(0));
       for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
         for (int64_t g = 0; g < G; ++g) {
           const T* dy = dout + (n * s.c_out + g * cog) * P;
           const T* x = in + (n * s.c_in + g * cig) * s.h * s.w;
           T* dx = din ? din + (n * s.c_in + g * cig) * s.h * s.w : nullptr;
-          T* pw = partial.data() + j * wsize + g * K * cog;
+          T* pw = partial.get() + j * wsize + g * K * cog;
           bool done_dw = false, done_dx = false;
           if constexpr (std::is_same_v<T, float>)
             if (direct_path) {
               direct::weight_grad_t(pw, bsum.empty() ? nullptr : bsum.data() + n * s.c_out + g * cog, x,
-                                    dy, plan, xpad, dyt);
+                                    dy, off.data(), plan, xpad, dyt);
               done_dw = true;
               if (flipped) {
-                direct::forward(dx, dy, wt_packed[g].data(), nullptr, plan_f, xpad, tile);
+                direct::forward(dx, dy, wt_packed[g].data(), off_f.data(), nullptr, plan_f, xpad, tile);
                 done_dx = true;
               }
             }
@@ -296,6 +303,7 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
             col2im_add(dx, dcol.data(), cig, s);
           }
         }
+    }
   }
   if (dbias && direct_path)
     for (int64_t o = 0; o < s.c_out; ++o) {

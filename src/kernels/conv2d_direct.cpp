@@ -12,7 +12,8 @@ namespace {
 
 constexpr int64_t kMR = 8;  // rows of a register tile
 
-// off[k] for k = (c*kh + i)*kw + j, the im2col row order.
+}  // namespace
+
 void tap_offsets(std::vector<int64_t>& off, const Plan& p) {
   off.resize(static_cast<size_t>(p.taps()));
   const int64_t plane = p.hp() * p.wp();
@@ -23,6 +24,8 @@ void tap_offsets(std::vector<int64_t>& off, const Plan& p) {
                                      (i / p.sh) * p.wp() + j / p.sw
                                : c * plane + i * p.dh * p.wp() + j * p.dw;
 }
+
+namespace {
 
 // The phase planes of a strided layer (conv2d_direct.h), then zero slack. Column t of phase b
 // holds input column t*sw + b - pw, inside the input for t in [lo, hi) (computed once per phase
@@ -246,33 +249,29 @@ void pack_weights(std::vector<float>& packed, const float* weight, const Plan& p
     for (int64_t k = 0; k < K; ++k) packed[((o / kMR) * K + k) * kMR + o % kMR] = weight[o * K + k];
 }
 
-void forward(float* out, const float* x, const float* wpacked, const float* bias, const Plan& p,
-             std::vector<float>& xpad, std::vector<float>& tile) {
-  std::vector<int64_t> off;
-  tap_offsets(off, p);
+void forward(float* out, const float* x, const float* wpacked, const int64_t* off, const float* bias,
+             const Plan& p, std::vector<float>& xpad, std::vector<float>& tile) {
   pad_input(xpad, x, p);
   const int64_t cols = p.cols(), tiles = (p.cout + kMR - 1) / kMR;
   tile.resize(static_cast<size_t>(tiles * kMR * cols));
-  forward_all(tile.data(), xpad.data(), wpacked, off.data(), p);
+  forward_all(tile.data(), xpad.data(), wpacked, off, p);
   compact(out, tile.data(), bias, p);
 }
 
-void weight_grad_t(float* dw, float* bsum, const float* x, const float* dy, const Plan& p,
-                   std::vector<float>& xpad, std::vector<float>& dyt) {
-  std::vector<int64_t> off;
-  tap_offsets(off, p);
+void weight_grad_t(float* dw, float* bsum, const float* x, const float* dy, const int64_t* off,
+                   const Plan& p, std::vector<float>& xpad, std::vector<float>& dyt) {
   pad_input(xpad, x, p);
   const int64_t P = p.oh() * p.ow(), cpad = (p.cout + 15) / 16 * 16, K = p.taps();
   dyt.resize(static_cast<size_t>(P * cpad));
   transpose_dy(dyt.data(), bsum, dy, p.cout, P, cpad);
   if (cpad == p.cout) {
-    weight_all(dw, cpad, xpad.data(), dyt.data(), off.data(), p);
+    weight_all(dw, cpad, xpad.data(), dyt.data(), off, p);
     return;
   }
   std::vector<float> acc(static_cast<size_t>(K * cpad));
   for (int64_t k = 0; k < K; ++k)
     for (int64_t o = 0; o < cpad; ++o) acc[k * cpad + o] = o < p.cout ? dw[k * p.cout + o] : 0.0f;
-  weight_all(acc.data(), cpad, xpad.data(), dyt.data(), off.data(), p);
+  weight_all(acc.data(), cpad, xpad.data(), dyt.data(), off, p);
   for (int64_t k = 0; k < K; ++k)
     for (int64_t o = 0; o < p.cout; ++o) dw[k * p.cout + o] = acc[k * cpad + o];
 }

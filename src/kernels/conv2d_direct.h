@@ -46,17 +46,21 @@ struct Plan {
 // rows past cout zero.
 void pack_weights(std::vector<float>& packed, const float* weight, const Plan& p);
 
+// off (K entries) = each tap's offset in the padded input, im2col row order k = (c*kh + i)*kw + j.
+// Computed once per plan and passed to forward / weight_grad_t.
+void tap_offsets(std::vector<int64_t>& off, const Plan& p);
+
 // out (cout x oh x ow) = conv(x (cin x h x w)) [+ bias[o]]. xpad and tile are scratch of the
 // calling thread (resized here).
-void forward(float* out, const float* x, const float* wpacked, const float* bias, const Plan& p,
-             std::vector<float>& xpad, std::vector<float>& tile);
+void forward(float* out, const float* x, const float* wpacked, const int64_t* off, const float* bias,
+             const Plan& p, std::vector<float>& xpad, std::vector<float>& tile);
 
 // dw (K x cout, row-major: the transposed weight gradient) += col(x) * dy^T, i.e.
 // dw[k][o] += sum over output positions of x at that tap * dy[o]. dy is (cout x oh x ow).
 // bsum, if not null, gets sum16(dy row o, oh*ow) for every o (the bias gradient's per-sample
 // sums, read from the same loads as the transpose of dy the kernel needs anyway).
-void weight_grad_t(float* dw, float* bsum, const float* x, const float* dy, const Plan& p,
-                   std::vector<float>& xpad, std::vector<float>& dyt);
+void weight_grad_t(float* dw, float* bsum, const float* x, const float* dy, const int64_t* off,
+                   const Plan& p, std::vector<float>& xpad, std::vector<float>& dyt);
 
 // The sum of x[0..n) in 16 float lanes (element k in lane k % 16, lanes added in order at the
 // end), for the bias gradient: one sample's plane at a time, the planes added in double.
