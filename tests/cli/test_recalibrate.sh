@@ -96,6 +96,10 @@ expect_error "missing data directory" "nodata" \
   "$bin" recalibrate run/model.safetensors --data "$work/nodata" -o bad/x.safetensors
 expect_error "output in a missing directory" "bad/missing/x.safetensors" \
   "$bin" recalibrate run/model.safetensors "${data_args[@]}" --limit 200 -o bad/missing/x.safetensors
+[ ! -s out.txt ] || fail "an output in a missing directory was refused only after the work: $(cat out.txt)"
+expect_error "output is a directory" "bad' is a directory" \
+  "$bin" recalibrate run/model.safetensors "${data_args[@]}" --limit 200 -o bad
+[ ! -s out.txt ] || fail "a directory as output was refused only after the work: $(cat out.txt)"
 "$bin" train "${data_args[@]}" --model seed001-nobn --limit 300 --epochs 1 --out nobn --quiet > /dev/null 2>&1 ||
   fail "train seed001-nobn exited non-zero"
 expect_error "model without BatchNorm" "no BatchNorm-like layer" \

@@ -3,6 +3,8 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "normnet/error.h"
 
 namespace normnet::cli {
@@ -15,6 +17,16 @@ Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const 
         " but model '", m.name, "' takes ", want.str());
   normalize_inplace(d.images, norm);
   return d;
+}
+
+void check_output_file(const std::string& path, const char* what) {
+  namespace fs = std::filesystem;
+  check(!path.empty(), what, ": empty output path");
+  std::error_code ec;
+  const fs::path dir = fs::path(path).parent_path();
+  check(dir.empty() || fs::is_directory(dir, ec), what, " '", path, "': directory '", dir.string(),
+        "' does not exist");
+  check(!fs::is_directory(path, ec), what, " '", path, "' is a directory");
 }
 
 void set_threads(int threads) {

@@ -27,6 +27,9 @@ Runner add_experiment(CLI::App& app);
 // Loads a split, checks it fits the model, normalizes it.
 Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const Model& m,
                        const Normalization& norm);
+// Checks, before any slow work, that a file can be written at `path`: its directory exists
+// and the path is not a directory. Throws naming the option (`what`, e.g. "-o") otherwise.
+void check_output_file(const std::string& path, const char* what);
 void set_threads(int threads);  // 0: OpenMP's default
 bool stderr_is_terminal();
 

@@ -22,6 +22,7 @@ Runner add_fold(CLI::App& app) {
     check(ec1 || ec2 || a != b, "-o: '", out,
           "' is the input checkpoint; write the folded model to another file (it can no longer be "
           "trained as the original)");
+    check_output_file(out, "-o");
     LoadedCheckpoint c = load_checkpoint(ckpt);
     FoldReport report;
     Model folded = fold_batchnorm(c.model, &report);

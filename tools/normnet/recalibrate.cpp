@@ -45,6 +45,7 @@ Runner add_recalibrate(CLI::App& app) {
     check(batch >= 1, "--batch-size must be at least 1, got ", batch);
     check(limit == -1 || limit >= 1, "--limit must be a positive number of images, got ", limit);
     const std::string dest = out.empty() ? default_output(ckpt) : out;
+    check_output_file(dest, "-o");
     LoadedCheckpoint c = load_checkpoint(ckpt);
     const int64_t layers = count_recalibratable_layers(c.model);
     check(layers > 0, ckpt, ": model '", c.model.name,
