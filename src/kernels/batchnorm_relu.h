@@ -24,10 +24,10 @@
 // One pass per channel reads dy, the mask bits and x for the sums, a second writes dx (and
 // dresidual); the masked gradient is never stored (except as dresidual, which is an output).
 //
-// Threads: the statistics and the backward run one channel per task (each channel's sums in
-// one fixed order, in double, as batchnorm.cpp); the forward's output pass runs over blocks of
-// 64 elements, one mask word each, so no two threads write one word. Results do not depend on
-// the thread count.
+// Threads: the statistics and the backward give each thread a block of channels
+// (thread_channels, channel_stats.h; each channel's sums in one fixed order, in double, as
+// batchnorm.cpp); the forward's output pass runs over blocks of 64 elements, one mask word
+// each, so no two threads write one word. Results do not depend on the thread count.
 //
 // din overwritten; dgamma, dbeta accumulate (+=) and may be null (affine off); gamma, beta may
 // be null (affine off); dresidual (overwritten) may be null.
