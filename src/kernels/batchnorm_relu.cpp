@@ -129,14 +129,14 @@ void backward_train(T* din, T* dresidual, T* dgamma, T* dbeta, const T* dout, co
 // exactly as they treat the element in place (the tensor pointers passed are shifted by
 // start - ph, which stays inside the tensor).
 
-// Plane nc: relu(BN) into z, pooled into out / win; winners whose value is not > 0 get -1.
+// Plane nc: relu(BN) into z, pooled into out / win; winners whose value is <= 0 get -1.
 template <typename T>
 void pool_plane(T* out, int32_t* win, const T* in, T* z, int64_t nc, const Coefficients<T>& k,
                 int64_t C, int64_t h, int64_t w) {
   const int64_t S = h * w, start = nc * S, ph = start % kLanes, c = nc % C, os = (h / 2) * (w / 2);
   normalize_relu_values(z, in + start - ph, ph, ph + S, k.mu[c], k.alpha[c], k.offset[c]);
   maxpool2x2_plane(out, win, z + ph, h, w, true);
-  for (int64_t j = 0; j < os; ++j) win[j] = out[j] > T(0) ? win[j] : -1;
+  for (int64_t j = 0; j < os; ++j) win[j] = out[j] <= T(0) ? -1 : win[j];
 }
 
 // Scratch for a plane of S values at phase ph < kLanes, with room for maxpool2x2_plane's

@@ -8,13 +8,14 @@
 // Forward. With z = (x - mean_c) * alpha_c + beta_c, alpha_c = invstd_c * gamma_c (the BN
 // output, rounded exactly as batchnorm_forward_* rounds it) and r the residual (0 without one):
 //   t = z + r                      (only with a residual)
-//   y = max(t, 0)                  mask bit = (t > 0)
+//   y = t < 0 ? 0 : t              mask bit = !(t <= 0)
 // The output is written once; instead of a second copy of the activations, the ReLU's
 // pass/block decision is kept as one bit per element: bit (i % 64) of mask[i / 64], i the flat
 // index n*C*S + c*S + s (relu_mask_words(N*C*S) words; the padding bits of the last word are 0).
-// A NaN t gives y = 0 and bit 0, as relu_forward's `x > 0 ? x : 0` does.
+// As relu_forward and torch.relu, -0 and NaN pass through; as relu_backward (torch's
+// threshold_backward), the gradient is blocked where the output is <= 0, so it passes at a NaN.
 //
-// Backward. The ReLU passes the gradient where its input was positive:
+// Backward. The ReLU passes the gradient where its output is not <= 0:
 //   g = dy * bit                   (= dL/dt; also dL/dr, the residual's gradient)
 // and g is the gradient of the BN output, so BN's backward (derived in batchnorm.h) follows
 // with dy replaced by g: with xhat = (x - mean) * invstd,
@@ -85,7 +86,7 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
 // the scratch plane keeps the plane's place modulo 16, so every element takes the vector or
 // scalar path it takes in the unfused kernels.
 // win (one int32 per pooled output): the winner's flat index y*W + x in its plane, as
-// maxpool2d_forward's argmax, or -1 where the pooled value is not > 0. The windows do not
+// maxpool2d_forward's argmax, or -1 where the pooled value is <= 0. The windows do not
 // overlap, so the gradient at the BN output is dout at each winner that is not -1 (a winner
 // with pooled value 0 had BN output <= 0, which the ReLU blocks) and 0 everywhere else:
 //   g[win] = 0 + dout  (as maxpool2d_backward adds into a zeroed plane; it makes -0 into +0)

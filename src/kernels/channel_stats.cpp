@@ -169,8 +169,8 @@ uint64_t normalize_relu_range(float* y, const float* x, const float* residual, i
   for (; k + kLanes <= end; k += kLanes) {
     f16 t = (load(x + k) - mu) * alpha + offset;
     if (residual) t = t + load(residual + k);
-    const i16 pass = t > 0.0f;
-    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & pass));
+    const i16 pass = ~(t <= 0.0f);
+    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & ~(t < 0.0f)));
     const i16 b = pass & one;
     int32_t word = 0;
     for (int j = 0; j < kLanes; ++j) word |= b[j];
@@ -186,7 +186,7 @@ void normalize_relu_values(float* y, const float* x, int64_t begin, int64_t end,
   normalize_relu_values<float>(y, x, begin, k, mu, alpha, offset);
   for (; k + kLanes <= end; k += kLanes) {
     const f16 t = (load(x + k) - mu) * alpha + offset;
-    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & (t > 0.0f)));
+    store(y + k, reinterpret_cast<f16>(reinterpret_cast<i16>(t) & ~(t < 0.0f)));
   }
   normalize_relu_values<float>(y, x, k, end, mu, alpha, offset);
 }

@@ -73,8 +73,9 @@ void normalize_range(float* y, const float* x, int64_t begin, int64_t end, float
                      float offset);
 
 // The fused BN (+ residual) + ReLU output over [begin, end), a range inside one 64-element
-// mask word: t = (x - mu) * alpha + offset (+ residual), y = t > 0 ? t : 0; returns the mask
-// bits (bit k % 64 set where t > 0).
+// mask word: t = (x - mu) * alpha + offset (+ residual), y = t < 0 ? 0 : t (as relu_forward and
+// torch.relu: -0 and NaN pass); returns the mask bits (bit k % 64 set where !(t <= 0), the
+// elements relu_backward passes the gradient at: positives and NaN).
 template <typename T>
 inline uint64_t normalize_relu_range(T* y, const T* x, const T* residual, int64_t begin, int64_t end,
                                      T mu, T alpha, T offset) {
@@ -82,9 +83,8 @@ inline uint64_t normalize_relu_range(T* y, const T* x, const T* residual, int64_
   for (int64_t k = begin; k < end; ++k) {
     T t = (x[k] - mu) * alpha + offset;
     if (residual) t = t + residual[k];
-    const bool pass = t > T(0);
-    y[k] = pass ? t : T(0);
-    bits |= static_cast<uint64_t>(pass) << (k & 63);
+    y[k] = t < T(0) ? T(0) : t;  // as relu_forward: -0 and NaN pass
+    bits |= static_cast<uint64_t>(!(t <= T(0))) << (k & 63);
   }
   return bits;
 }
@@ -97,7 +97,7 @@ template <typename T>
 inline void normalize_relu_values(T* y, const T* x, int64_t begin, int64_t end, T mu, T alpha, T offset) {
   for (int64_t k = begin; k < end; ++k) {
     const T t = (x[k] - mu) * alpha + offset;
-    y[k] = t > T(0) ? t : T(0);
+    y[k] = t < T(0) ? T(0) : t;
   }
 }
 void normalize_relu_values(float* y, const float* x, int64_t begin, int64_t end, float mu, float alpha,

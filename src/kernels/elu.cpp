@@ -14,6 +14,8 @@ void elu_forward(T* out, const T* in, T alpha, int64_t n) {
 template <typename T>
 void elu_backward(T* din, const T* dout, const T* out, T alpha, int64_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
+  // At a NaN output: dout * NaN, as torch's vectorized ELU backward (its scalar loop, used for
+  // a few trailing elements, passes dout instead).
   for (int64_t i = 0; i < n; ++i) din[i] = out[i] > T(0) ? dout[i] : dout[i] * (out[i] + alpha);
 }
 

@@ -88,7 +88,7 @@ std::pair<Tensor, Tensor> BatchNorm::backward_add_relu(const Tensor& dy) {
 
 // maxpool(relu(BN(x))) (fused_pool): the fused kernel where it applies, else relu(BN(x)) at
 // full size (synchronized BatchNorm) and the pooling kernel after it. Either way pool_win_
-// holds the winners, -1 where the pooled value is not > 0 (kernels/batchnorm_relu.h).
+// holds the winners, -1 where the pooled value is <= 0 (kernels/batchnorm_relu.h).
 Tensor BatchNorm::run_forward_pooled(const Tensor& x) {
   output_shape(x.shape());
   const Shape out_shape = fused_pool->output_shape(x.shape());  // checks the size, naming the pool
@@ -106,7 +106,7 @@ Tensor BatchNorm::run_forward_pooled(const Tensor& x) {
     ps.kernel_h = ps.kernel_w = ps.stride_h = ps.stride_w = 2;
     kernels::maxpool2d_forward(out.data(), pool_win_.data(), full.data(), ps);
     for (int64_t j = 0; j < out.numel(); ++j)
-      if (!(out.data()[j] > 0.0f)) pool_win_[j] = -1;
+      if (out.data()[j] <= 0.0f) pool_win_[j] = -1;
     return out;
   }
   const kernels::BatchNormShape s = channel_shape(x.shape());

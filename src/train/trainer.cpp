@@ -202,7 +202,8 @@ std::vector<EpochMetrics> train(Model& m, const Dataset& data, const Dataset& te
         std::string first;
         for (auto it = params.rbegin(); it != params.rend() && first.empty(); ++it)
           if (first_nonfinite(it->second->grad) >= 0) first = it->first;
-        // A layer may hide a non-finite value from the loss (ReLU maps NaN to 0): look for it.
+        // A layer may hide a non-finite value from the loss (a max pool can drop an inf, a
+        // gradient can be non-finite while every output is finite): look for it.
         if (dist) set_sync_batchnorm(*m.net, nullptr);
         before_step.restore();
         const std::string first_out = first_nonfinite_module(m, batch);

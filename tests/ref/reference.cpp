@@ -212,11 +212,14 @@ void batchnorm_update_running(double* running_mean, double* running_var, const d
 
 // ---------------------------------------------------------------- activations
 
+// PyTorch's rules, also for special values: relu keeps -0 and NaN (only x < 0 becomes 0);
+// its backward blocks where the output is <= 0 (so passes at NaN). ELU's backward gives NaN at
+// a NaN output, as torch's vectorized kernel.
 void relu_forward(double* out, const double* in, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : 0.0;
+  for (int64_t i = 0; i < n; ++i) out[i] = std::signbit(in[i]) && in[i] != 0 ? 0.0 : in[i];
 }
 void relu_backward(double* din, const double* dout, const double* out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) din[i] = out[i] > 0 ? dout[i] : 0.0;
+  for (int64_t i = 0; i < n; ++i) din[i] = std::isnan(out[i]) || out[i] > 0 ? dout[i] : 0.0;
 }
 void leaky_relu_forward(double* out, const double* in, double slope, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = in[i] > 0 ? in[i] : slope * in[i];

@@ -6,6 +6,8 @@
 // the generic bound on the magnitude alpha + |y| (forward) and |dy| * (alpha + |y|) (backward).
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <sstream>
 
 #include "kernel_test_util.h"
@@ -110,6 +112,41 @@ class ActivationTester {
 
 // Sizes around vector widths and the kernels' parallel threshold (65536).
 const int64_t kSizes[] = {0, 1, 7, 8, 15, 17, 33, 1000, 65537, 200003};
+
+// Special values, with PyTorch's rules (checked against torch itself in
+// tests/torch/test_special_values_parity.py): ReLU keeps -0 and NaN and maps -inf and negatives
+// to +0; its backward (from the output) blocks at outputs <= 0, so passes at NaN; LeakyReLU
+// scales NaN and -0 (gradient: slope); ELU's backward gives NaN at NaN.
+TEST(kernels_activation, SpecialValuesFollowPyTorch) {
+  const float nan = std::nanf(""), inf = INFINITY;
+  const std::vector<float> in = {nan, -0.0f, 0.0f, -inf, inf, -1.0f, 2.0f};
+  const int64_t n = static_cast<int64_t>(in.size());
+  const std::vector<float> dout(in.size(), 3.0f);
+  std::vector<float> out(in.size()), din(in.size());
+  kernels::relu_forward(out.data(), in.data(), n);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_TRUE(out[1] == 0.0f && std::signbit(out[1])) << "relu(-0) keeps the sign, as torch.relu";
+  EXPECT_TRUE(out[2] == 0.0f && !std::signbit(out[2]));
+  EXPECT_TRUE(out[3] == 0.0f && !std::signbit(out[3]));
+  EXPECT_EQ(out[4], inf);
+  EXPECT_TRUE(out[5] == 0.0f && !std::signbit(out[5]));
+  EXPECT_EQ(out[6], 2.0f);
+  kernels::relu_backward(din.data(), dout.data(), out.data(), n);
+  EXPECT_EQ(din, (std::vector<float>{3, 0, 0, 0, 3, 0, 3}));
+  kernels::leaky_relu_forward(out.data(), in.data(), 0.01f, n);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_TRUE(out[1] == 0.0f && std::signbit(out[1]));
+  EXPECT_EQ(out[3], -inf);
+  kernels::leaky_relu_backward(din.data(), dout.data(), in.data(), 0.01f, n);
+  EXPECT_EQ(din[0], 3.0f * 0.01f);
+  EXPECT_EQ(din[1], 3.0f * 0.01f);
+  kernels::elu_forward(out.data(), in.data(), 1.0f, n);
+  EXPECT_TRUE(std::isnan(out[0]));
+  EXPECT_EQ(out[3], -1.0f);
+  kernels::elu_backward(din.data(), dout.data(), out.data(), 1.0f, n);
+  EXPECT_TRUE(std::isnan(din[0])) << "ELU's backward at NaN: NaN, as torch's vectorized kernel";
+  EXPECT_EQ(din[3], 0.0f);
+}
 
 TEST(kernels_activation, Relu) {
   for (int64_t n : kSizes) ActivationTester().op(Activation::kRelu).size(n).Test();

@@ -8,8 +8,8 @@
 //
 // Tolerance: none. The fused kernels compute the same float operations on the same operands,
 // so outputs, statistics and gradients must be bit-identical (memcmp, which also tells -0 from
-// +0), and each window's winner must be maxpool's argmax where the pooled value is > 0 and -1
-// elsewhere. Thread counts 1, 2 and 3 must give the same bytes.
+// +0), and each window's winner must be maxpool's argmax where the pooled value is not <= 0
+// (positive or NaN) and -1 elsewhere. Thread counts 1, 2 and 3 must give the same bytes.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -97,7 +97,7 @@ Result unfused(const Case& k, const Data& d, bool train) {
   kernels::maxpool2d_forward(r.out.data(), argmax.data(), a.data(), ps);
   r.win = argmax;
   for (int64_t j = 0; j < k.pooled(); ++j)
-    if (!(r.out[j] > 0.f)) r.win[j] = -1;
+    if (r.out[j] <= 0.f) r.win[j] = -1;
   Vec da(k.total()), dz(k.total());
   kernels::maxpool2d_backward(da.data(), d.dout.data(), argmax.data(), ps);
   kernels::relu_backward(dz.data(), da.data(), a.data(), k.total());
@@ -200,7 +200,9 @@ TEST(FusedBatchNormReluMaxPool, BlockedAndPassingWindows) {
     for (int64_t c = 0; c < k.c; ++c)
       for (int64_t j = 0; j < 9; ++j) {
         const int32_t v = got.win[(n * k.c + c) * 9 + j];
-        if (c == 1) EXPECT_EQ(v, -1);
+        if (c == 1) {
+          EXPECT_EQ(v, -1);
+        }
         (v < 0 ? blocked : passing) += 1;
       }
   EXPECT_GT(passing, 0);

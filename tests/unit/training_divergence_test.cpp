@@ -124,9 +124,9 @@ TEST(TrainDivergence, InfiniteWeightNamesTheFirstLayerWithANonFiniteOutput) {
   m.init_parameters(1);
   param(m, "conv2.weight").data()[3] = std::numeric_limits<float>::infinity();
   const std::string msg = train_error(m, random_data(32, Shape{1, 12, 12}, 4), small_config());
-  // conv2's output holds inf and NaN; bn2 + ReLU turn the NaNs into 0 (normnet's ReLU maps NaN
-  // to 0), so the loss may stay finite and the gradients carry the NaN: either way the layer
-  // named is conv2.
+  // conv2's output holds inf and NaN, which BN, ReLU (as torch.relu, it keeps NaN) and pooling
+  // carry to the loss, or which a later layer drops so that only the gradients show them: either
+  // way the layer named is conv2.
   EXPECT_TRUE(has(msg, "training stopped at epoch 1, step 1 of 2 (step 1 of the run): the ")) << msg;
   EXPECT_TRUE(has(msg, "the first non-finite output is that of Conv2d 'conv2'")) << msg;
 }
