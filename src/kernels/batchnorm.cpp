@@ -12,29 +12,37 @@
 namespace normnet::kernels {
 
 template <typename T>
-void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
-                             const T* beta, double eps, const BatchNormShape& s) {
-  const int64_t S = s.spatial, C = s.c;
+void batchnorm_train_statistics(T* mean, T* var, T* invstd, T* alpha, T* offset, const T* in,
+                                const T* gamma, const T* beta, double eps, const BatchNormShape& s) {
 #pragma omp parallel
   {
-    const ChannelBlock b = thread_channels(C);
+    const ChannelBlock b = thread_channels(s.c);
     std::vector<ChannelMoments> mv(static_cast<size_t>(b.size()));
-    std::vector<T> alpha(mv.size()), offset(mv.size());
-    block_moments(mv.data(), in, s.n, C, S, b);
+    block_moments(mv.data(), in, s.n, s.c, s.spatial, b);
     for (int64_t c = b.begin; c < b.end; ++c) {
       const ChannelMoments& m = mv[c - b.begin];
       const double is = 1.0 / std::sqrt(m.var + eps);
       mean[c] = static_cast<T>(m.mean);
       var[c] = static_cast<T>(m.var);
       invstd[c] = static_cast<T>(is);
-      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-      alpha[c - b.begin] = static_cast<T>(is * g);
-      offset[c - b.begin] = static_cast<T>(beta ? static_cast<double>(beta[c]) : 0.0);
+      alpha[c] = static_cast<T>(is * (gamma ? static_cast<double>(gamma[c]) : 1.0));
+      offset[c] = static_cast<T>(beta ? static_cast<double>(beta[c]) : 0.0);
     }
+  }
+}
+
+template <typename T>
+void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
+                             const T* beta, double eps, const BatchNormShape& s) {
+  const int64_t S = s.spatial, C = s.c;
+  std::vector<T> alpha(static_cast<size_t>(C)), offset(static_cast<size_t>(C));
+  batchnorm_train_statistics(mean, var, invstd, alpha.data(), offset.data(), in, gamma, beta, eps, s);
+#pragma omp parallel
+  {
+    const ChannelBlock b = thread_channels(C);  // the planes the statistics pass just read
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t c = b.begin; c < b.end; ++c)
-        normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mean[c], alpha[c - b.begin],
-                        offset[c - b.begin]);
+        normalize_range(out, in, (n * C + c) * S, (n * C + c + 1) * S, mean[c], alpha[c], offset[c]);
   }
 }
 
@@ -123,6 +131,8 @@ void batchnorm_update_running(T* running_mean, T* running_var, const T* mean, co
 }
 
 #define INSTANTIATE(T)                                                                          \
+  template void batchnorm_train_statistics<T>(T*, T*, T*, T*, T*, const T*, const T*, const T*,  \
+                                              double, const BatchNormShape&);                   \
   template void batchnorm_forward_train<T>(T*, T*, T*, T*, const T*, const T*, const T*, double, \
                                            const BatchNormShape&);                             \
   template void batchnorm_forward_eval<T>(T*, const T*, const T*, const T*, const T*, const T*, \

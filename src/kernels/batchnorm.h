@@ -33,6 +33,13 @@ template <typename T>
 void batchnorm_forward_train(T* out, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                              const T* beta, double eps, const BatchNormShape& s);
 
+// The statistics pass of batchnorm_forward_train: mean, var (biased), invstd per channel, and
+// the normalization's coefficients alpha = invstd * gamma and offset = beta (each rounded to T
+// once), so that out = (in - mean) * alpha + offset. The fused kernels share it.
+template <typename T>
+void batchnorm_train_statistics(T* mean, T* var, T* invstd, T* alpha, T* offset, const T* in,
+                                const T* gamma, const T* beta, double eps, const BatchNormShape& s);
+
 template <typename T>
 void batchnorm_forward_eval(T* out, const T* in, const T* mean, const T* var, const T* gamma,
                             const T* beta, double eps, const BatchNormShape& s);

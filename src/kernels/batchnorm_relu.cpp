@@ -21,29 +21,12 @@ struct Coefficients {
   explicit Coefficients(int64_t c) : mu(c), alpha(c), offset(c) {}
 };
 
-// The statistics pass of batchnorm_forward_train, in the same blocks of channels.
+// The statistics pass of batchnorm_forward_train (the same function).
 template <typename T>
 void train_statistics(Coefficients<T>& k, T* mean, T* var, T* invstd, const T* in, const T* gamma,
                       const T* beta, double eps, const BatchNormShape& s) {
-  const int64_t S = s.spatial, C = s.c;
-#pragma omp parallel
-  {
-    const ChannelBlock b = thread_channels(C);
-    std::vector<ChannelMoments> mvs(static_cast<size_t>(b.size()));
-    block_moments(mvs.data(), in, s.n, C, S, b);
-    for (int64_t c = b.begin; c < b.end; ++c) {
-      const ChannelMoments& mv = mvs[c - b.begin];
-      const double is = 1.0 / std::sqrt(mv.var + eps);
-      mean[c] = static_cast<T>(mv.mean);
-      var[c] = static_cast<T>(mv.var);
-      invstd[c] = static_cast<T>(is);
-      const double g = gamma ? static_cast<double>(gamma[c]) : 1.0;
-      const double bt = beta ? static_cast<double>(beta[c]) : 0.0;
-      k.alpha[c] = static_cast<T>(is * g);
-      k.offset[c] = static_cast<T>(bt);
-      k.mu[c] = mean[c];
-    }
-  }
+  batchnorm_train_statistics(mean, var, invstd, k.alpha.data(), k.offset.data(), in, gamma, beta, eps, s);
+  for (int64_t c = 0; c < s.c; ++c) k.mu[c] = mean[c];
 }
 
 // The coefficients batchnorm_forward_eval uses, from given statistics.
