@@ -4,7 +4,10 @@
 //   build/conv_bench [--reps R] [--batch N]
 //
 // Threads: OMP_NUM_THREADS. One JSON object per line:
-//   {"op": "conv", "n","c_in","h","w","c_out", "median_ms", "gflops"}   (2 * multiply-adds / time)
+//   {"op": "conv", "algorithm", "n","c_in","h","w","c_out", "median_ms", "gflops"}
+//        each shape by the direct convolution and by Winograd (kernels::ConvAlgorithm);
+//        gflops = 2 * the direct convolution's multiply-adds / time, for both (for Winograd an
+//        effective rate: it does fewer multiplies)
 //   {"op": "gemm", "m","n","k", "median_ms", "gflops"}                   (one thread)
 //   {"op": "fma_peak", "threads", "gflops"}   the machine's single-precision peak: every thread
 //        runs independent 16-wide fused multiply-adds from registers (AVX-512, AVX2 or baseline,
@@ -100,20 +103,24 @@ int main(int argc, char** argv) {
   }
   // (c_in, h, c_out): seed001's conv2; ResNet-20's three stages (28x28 Fashion-MNIST input).
   const int64_t shapes[][3] = {{32, 14, 64}, {16, 28, 16}, {32, 14, 32}, {64, 7, 64}};
-  for (const auto& sh : shapes) {
-    k::Conv2dShape s;
-    s.n = batch, s.c_in = sh[0], s.h = s.w = sh[1], s.c_out = sh[2];
-    s.kernel_h = s.kernel_w = 3, s.pad_h = s.pad_w = 1;
-    const auto x = values(static_cast<size_t>(s.n * s.c_in * s.h * s.w), 1);
-    const auto w = values(static_cast<size_t>(s.c_out * s.c_in * 9), 2);
-    std::vector<float> y(static_cast<size_t>(s.n * s.c_out * s.h * s.w));
-    const double ms = median_ms([&] { k::conv2d_forward(y.data(), x.data(), w.data(), (const float*)nullptr, s); }, reps);
-    const double flops = 2.0 * s.n * s.c_out * s.h * s.w * s.c_in * 9;
-    std::printf("{\"op\": \"conv\", \"n\": %lld, \"c_in\": %lld, \"h\": %lld, \"w\": %lld, \"c_out\": %lld, "
-                "\"threads\": %d, \"median_ms\": %.3f, \"gflops\": %.1f}\n",
-                (long long)s.n, (long long)s.c_in, (long long)s.h, (long long)s.w, (long long)s.c_out,
-                omp_get_max_threads(), ms, flops / (ms * 1e6));
-  }
+  for (const auto& sh : shapes)
+    for (const auto algo : {k::ConvAlgorithm::kExact, k::ConvAlgorithm::kFast}) {
+      k::set_conv_algorithm(algo);
+      k::Conv2dShape s;
+      s.n = batch, s.c_in = sh[0], s.h = s.w = sh[1], s.c_out = sh[2];
+      s.kernel_h = s.kernel_w = 3, s.pad_h = s.pad_w = 1;
+      const auto x = values(static_cast<size_t>(s.n * s.c_in * s.h * s.w), 1);
+      const auto w = values(static_cast<size_t>(s.c_out * s.c_in * 9), 2);
+      std::vector<float> y(static_cast<size_t>(s.n * s.c_out * s.h * s.w));
+      const double ms = median_ms([&] { k::conv2d_forward(y.data(), x.data(), w.data(), (const float*)nullptr, s); }, reps);
+      const double flops = 2.0 * s.n * s.c_out * s.h * s.w * s.c_in * 9;
+      std::printf("{\"op\": \"conv\", \"algorithm\": \"%s\", \"n\": %lld, \"c_in\": %lld, \"h\": %lld, "
+                  "\"w\": %lld, \"c_out\": %lld, \"threads\": %d, \"median_ms\": %.3f, \"gflops\": %.1f}\n",
+                  k::conv2d_uses_winograd(s) ? "winograd" : "direct", (long long)s.n, (long long)s.c_in,
+                  (long long)s.h, (long long)s.w, (long long)s.c_out, omp_get_max_threads(), ms,
+                  flops / (ms * 1e6));
+    }
+  k::set_conv_algorithm(k::ConvAlgorithm::kFast);
   const int64_t n = 1024;
   const auto a = values(static_cast<size_t>(n * n), 3), b = values(static_cast<size_t>(n * n), 4);
   std::vector<float> c(static_cast<size_t>(n * n));

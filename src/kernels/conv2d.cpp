@@ -13,12 +13,14 @@
 #include "kernels/conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/conv2d_direct.h"
+#include "kernels/conv2d_winograd.h"
 #include "kernels/gemm.h"
 #include "normnet/error.h"
 
@@ -34,6 +36,22 @@ void Conv2dShape::validate(const char* who) const {
   check(out_h() > 0 && out_w() > 0, who, ": input ", h, "x", w, " is smaller than the kernel ",
         kernel_h, "x", kernel_w, " (dilation ", dilation_h, "x", dilation_w, ", padding ", pad_h,
         "x", pad_w, ")");
+}
+
+namespace {
+
+std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::kFast};
+
+}  // namespace
+
+void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(a, std::memory_order_relaxed); }
+ConvAlgorithm conv_algorithm() { return g_algorithm.load(std::memory_order_relaxed); }
+
+bool conv2d_uses_winograd(const Conv2dShape& s) {
+  return conv_algorithm() == ConvAlgorithm::kFast && s.kernel_h == 3 && s.kernel_w == 3 &&
+         s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 && s.dilation_w == 1 &&
+         s.pad_h <= 2 && s.pad_w <= 2 && s.c_in / s.groups >= kWinogradMinChannels &&
+         s.c_out / s.groups >= kWinogradMinChannels;
 }
 
 namespace {
@@ -152,6 +170,130 @@ void forward_direct(float* out, const float* in, const float* weight, const floa
   }
 }
 
+winograd::Plan winograd_plan_of(const Conv2dShape& s) {
+  winograd::Plan p;
+  p.cin = s.c_in / s.groups, p.h = s.h, p.w = s.w, p.cout = s.c_out / s.groups;
+  p.ph = s.pad_h, p.pw = s.pad_w;
+  return p;
+}
+
+void forward_winograd(float* out, const float* in, const float* weight, const float* bias,
+                      const Conv2dShape& s) {
+  const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G, P = s.out_h() * s.out_w();
+  const winograd::Plan p = winograd_plan_of(s);
+  std::vector<std::vector<float>> u(static_cast<size_t>(G));
+  for (int64_t g = 0; g < G; ++g) winograd::transform_weights(u[g], weight + g * cog * cig * 9, p);
+  const float* in_end = in + s.n * s.c_in * s.h * s.w;
+#pragma omp parallel
+  {
+    winograd::Scratch scratch;
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < s.n; ++n)
+      for (int64_t g = 0; g < G; ++g)
+        winograd::forward(out + (n * s.c_out + g * cog) * P, in + (n * s.c_in + g * cig) * s.h * s.w,
+                          in_end, u[g].data(), bias ? bias + g * cog : nullptr, p, scratch);
+  }
+}
+
+// dbias[o] += the sum of dout over samples and positions: each sample's plane by sum16 (or in
+// order for double), the planes added in double.
+template <typename T>
+void bias_grad(T* dbias, const T* dout, const Conv2dShape& s) {
+  const int64_t P = s.out_h() * s.out_w();
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < s.c_out; ++o) {
+    double acc = 0.0;
+    for (int64_t n = 0; n < s.n; ++n) {
+      const T* d = dout + (n * s.c_out + o) * P;
+      if constexpr (std::is_same_v<T, float>)
+        acc += direct::sum16(d, P);
+      else
+        for (int64_t p = 0; p < P; ++p) acc += d[p];
+    }
+    dbias[o] += static_cast<T>(acc);
+  }
+}
+
+// The weights of the input gradient's convolution (stride 1, dilation 1): the kernel flipped,
+// input and output channels swapped: wt[g][c][(o*kh + i)*kw + j] = W_g[o][c][kh-1-i][kw-1-j].
+template <typename T>
+void flip_weights(T* wt, const T* weight, const Conv2dShape& s) {
+  const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G, kh = s.kernel_h, kw = s.kernel_w;
+  const int64_t khw = kh * kw, K2 = cog * khw;
+  for (int64_t g = 0; g < G; ++g)
+    for (int64_t c = 0; c < cig; ++c)
+      for (int64_t o = 0; o < cog; ++o)
+        for (int64_t i = 0; i < kh; ++i)
+          for (int64_t j = 0; j < kw; ++j)
+            wt[(g * cig + c) * K2 + (o * kh + i) * kw + j] =
+                weight[((g * cog + o) * cig + c) * khw + (kh - 1 - i) * kw + (kw - 1 - j)];
+}
+
+// Samples per weight-gradient task: each task adds its samples' gradients into its own partial,
+// in sample order, and the partials are added in chunk order. The chunks do not depend on the
+// thread count, so neither does any sum.
+constexpr int64_t kChunk = 8;
+
+// The backward of a Winograd layer: the input gradient as the flipped convolution (padding
+// 2 - pad, also by Winograd), the weight gradient in the transformed domain (summed over each
+// chunk's samples, then the chunks in order, then transformed back once).
+void backward_winograd(float* din, float* dweight, float* dbias, const float* dout,
+                       const float* in, const float* weight, const Conv2dShape& s) {
+  const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G;
+  const int64_t oh = s.out_h(), ow = s.out_w(), P = oh * ow;
+  if (dbias) bias_grad(dbias, dout, s);
+  const winograd::Plan p = winograd_plan_of(s);
+  winograd::Plan pf;  // the input gradient's convolution: dout in, din out
+  pf.cin = cog, pf.h = oh, pf.w = ow, pf.cout = cig, pf.ph = 2 - s.pad_h, pf.pw = 2 - s.pad_w;
+  std::vector<std::vector<float>> uf(din ? static_cast<size_t>(G) : 0);
+  if (din) {
+    std::vector<float> wt(static_cast<size_t>(G * cig * cog * 9));
+    flip_weights(wt.data(), weight, s);
+    for (int64_t g = 0; g < G; ++g) winograd::transform_weights(uf[g], wt.data() + g * cig * cog * 9, pf);
+  }
+  const int64_t chunks = (s.n + kChunk - 1) / kChunk, usize = winograd::weight_grad_size(p);
+  const int64_t wsize = G * usize;
+  const float* in_end = in + s.n * s.c_in * s.h * s.w;
+  const float* dout_end = dout + s.n * s.c_out * P;
+  std::unique_ptr<float[]> partial(new float[static_cast<size_t>(chunks * wsize)]);
+#pragma omp parallel
+  {
+    winograd::Scratch scratch;
+    std::vector<float> dy_grid;
+#pragma omp for schedule(static)
+    for (int64_t j = 0; j < chunks; ++j) {
+      std::fill(partial.get() + j * wsize, partial.get() + (j + 1) * wsize, 0.0f);
+      for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
+        for (int64_t g = 0; g < G; ++g) {
+          const float* dy = dout + (n * s.c_out + g * cog) * P;
+          const float* x = in + (n * s.c_in + g * cig) * s.h * s.w;
+          // With din, dy's grid comes from its convolution (padded by 2 - pad, which is where the
+          // weight gradient reads it too); moved out of the scratch that weight_grad overwrites.
+          winograd::Grid grid;
+          if (din) {
+            winograd::forward(din + (n * s.c_in + g * cig) * s.h * s.w, dy, dout_end, uf[g].data(),
+                              nullptr, pf, scratch);
+            grid = winograd::input_grid(pf, scratch);
+            std::swap(scratch.xt, dy_grid);
+          } else {
+            grid = winograd::output_grid(dy_grid, dy, dout_end, p);
+          }
+          winograd::weight_grad(partial.get() + j * wsize + g * usize, x, in_end, grid, p, scratch);
+        }
+    }
+  }
+  // Each transformed weight's chunk partials in chunk order, then back to 3x3 per group.
+  std::vector<float> du(static_cast<size_t>(wsize));
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < wsize; ++k) {
+    float acc = 0.0f;
+    for (int64_t j = 0; j < chunks; ++j) acc += partial[j * wsize + k];
+    du[k] = acc;
+  }
+  for (int64_t g = 0; g < G; ++g)
+    winograd::weight_grad_finish(dweight + g * cog * cig * 9, du.data() + g * usize, p);
+}
+
 }  // namespace
 
 template <typename T>
@@ -159,8 +301,10 @@ void conv2d_forward(T* out, const T* in, const T* weight, const T* bias, const C
   const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G;
   const int64_t K = cig * s.kernel_h * s.kernel_w, P = s.out_h() * s.out_w();
   const bool pointwise = is_pointwise(s);
-  if constexpr (std::is_same_v<T, float>)
+  if constexpr (std::is_same_v<T, float>) {
+    if (conv2d_uses_winograd(s)) return forward_winograd(out, in, weight, bias, s);
     if (use_direct<T>(s)) return forward_direct(out, in, weight, bias, s);
+  }
 #pragma omp parallel
   {
     std::vector<T> col(pointwise ? 0 : static_cast<size_t>(K * P));
@@ -189,25 +333,14 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
                      const Conv2dShape& s) {
   const int64_t G = s.groups, cig = s.c_in / G, cog = s.c_out / G;
   const int64_t K = cig * s.kernel_h * s.kernel_w, P = s.out_h() * s.out_w();
+  if constexpr (std::is_same_v<T, float>)
+    if (conv2d_uses_winograd(s)) return backward_winograd(din, dweight, dbias, dout, in, weight, s);
 
   // The direct path takes each sample's sums from its transpose of dout (weight_grad_t) into
   // bsum[n][o]; they are added over n below, in double, as here.
   const bool direct_path = use_direct<T>(s);
   std::vector<float> bsum(dbias && direct_path ? static_cast<size_t>(s.n * s.c_out) : 0);
-  if (dbias && !direct_path) {
-#pragma omp parallel for schedule(static)
-    for (int64_t o = 0; o < s.c_out; ++o) {  // each sample's plane, then the planes in double
-      double acc = 0.0;
-      for (int64_t n = 0; n < s.n; ++n) {
-        const T* d = dout + (n * s.c_out + o) * P;
-        if constexpr (std::is_same_v<T, float>)
-          acc += direct::sum16(d, P);
-        else
-          for (int64_t p = 0; p < P; ++p) acc += d[p];
-      }
-      dbias[o] += static_cast<T>(acc);
-    }
-  }
+  if (dbias && !direct_path) bias_grad(dbias, dout, s);
 
   // The input gradient. Stride 1 without dilation (most 3x3 layers): din is itself a
   // convolution, of dout with the kernel flipped and in/out channels swapped, padding kh-1-ph:
@@ -223,13 +356,7 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
   sf.pad_h = s.kernel_h - 1 - s.pad_h, sf.pad_w = s.kernel_w - 1 - s.pad_w;
   std::vector<T> wt(din ? static_cast<size_t>(G * K * cog) : 0);
   if (flipped) {
-    for (int64_t g = 0; g < G; ++g)
-      for (int64_t c = 0; c < cig; ++c)
-        for (int64_t o = 0; o < cog; ++o)
-          for (int64_t i = 0; i < s.kernel_h; ++i)
-            for (int64_t j = 0; j < s.kernel_w; ++j)
-              wt[(g * cig + c) * K2 + (o * s.kernel_h + i) * s.kernel_w + j] =
-                  weight[((g * cog + o) * cig + c) * khw + (s.kernel_h - 1 - i) * s.kernel_w + (s.kernel_w - 1 - j)];
+    flip_weights(wt.data(), weight, s);
   } else if (din) {  // W_g^T (K x Co_g), for dcol = W_g^T * dout_g
     for (int64_t g = 0; g < G; ++g) transpose(wt.data() + g * K * cog, weight + g * cog * K, cog, K);
     std::memset(din, 0, sizeof(T) * static_cast<size_t>(s.n * s.c_in * s.h * s.w));
@@ -253,10 +380,8 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
       for (int64_t g = 0; g < G; ++g) direct::pack_weights(wt_packed[g], wt.data() + g * cig * K2, plan_f);
     }
   // Samples in fixed chunks of kChunk, one task each: a task builds each sample's columns once
-  // and adds into its own dW partial; the partials are then added in chunk order. The chunks do
-  // not depend on the thread count, so neither does any sum. Only one sample's columns per
-  // thread are ever held.
-  const int64_t kChunk = 8, chunks = (s.n + kChunk - 1) / kChunk;
+  // and adds into its own dW partial. Only one sample's columns per thread are ever held.
+  const int64_t chunks = (s.n + kChunk - 1) / kChunk;
   const int64_t wsize = G * K * cog;
   std::unique_ptr<T[]> partial(new T[static_cast<size_t>(chunks * wsize)]);  // each task zeroes its own
 #pragma omp parallel
