@@ -5,7 +5,7 @@
 //
 // Threads: OMP_NUM_THREADS. One JSON object per line:
 //   {"op": "conv", "algorithm", "n","c_in","h","w","c_out", "median_ms", "gflops"}
-//        each shape by the direct convolution and by Winograd (kernels::ConvAlgorithm);
+//        each shape by the direct convolution and by Winograd (normnet::ConvAlgorithm);
 //        gflops = 2 * the direct convolution's multiply-adds / time, for both (for Winograd an
 //        effective rate: it does fewer multiplies)
 //   {"op": "gemm", "m","n","k", "median_ms", "gflops"}                   (one thread)
@@ -104,8 +104,8 @@ int main(int argc, char** argv) {
   // (c_in, h, c_out): seed001's conv2; ResNet-20's three stages (28x28 Fashion-MNIST input).
   const int64_t shapes[][3] = {{32, 14, 64}, {16, 28, 16}, {32, 14, 32}, {64, 7, 64}};
   for (const auto& sh : shapes)
-    for (const auto algo : {k::ConvAlgorithm::kExact, k::ConvAlgorithm::kFast}) {
-      k::set_conv_algorithm(algo);
+    for (const auto algo : {normnet::ConvAlgorithm::kExact, normnet::ConvAlgorithm::kFast}) {
+      normnet::set_conv_algorithm(algo);
       k::Conv2dShape s;
       s.n = batch, s.c_in = sh[0], s.h = s.w = sh[1], s.c_out = sh[2];
       s.kernel_h = s.kernel_w = 3, s.pad_h = s.pad_w = 1;
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
                   (long long)s.h, (long long)s.w, (long long)s.c_out, omp_get_max_threads(), ms,
                   flops / (ms * 1e6));
     }
-  k::set_conv_algorithm(k::ConvAlgorithm::kFast);
+  normnet::set_conv_algorithm(normnet::ConvAlgorithm::kFast);
   const int64_t n = 1024;
   const auto a = values(static_cast<size_t>(n * n), 3), b = values(static_cast<size_t>(n * n), 4);
   std::vector<float> c(static_cast<size_t>(n * n));

@@ -24,6 +24,17 @@
 #include "kernels/gemm.h"
 #include "normnet/error.h"
 
+namespace normnet {
+
+namespace {
+std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::kFast};
+}  // namespace
+
+void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(a, std::memory_order_relaxed); }
+ConvAlgorithm conv_algorithm() { return g_algorithm.load(std::memory_order_relaxed); }
+
+}  // namespace normnet
+
 namespace normnet::kernels {
 
 void Conv2dShape::validate(const char* who) const {
@@ -37,15 +48,6 @@ void Conv2dShape::validate(const char* who) const {
         kernel_h, "x", kernel_w, " (dilation ", dilation_h, "x", dilation_w, ", padding ", pad_h,
         "x", pad_w, ")");
 }
-
-namespace {
-
-std::atomic<ConvAlgorithm> g_algorithm{ConvAlgorithm::kFast};
-
-}  // namespace
-
-void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(a, std::memory_order_relaxed); }
-ConvAlgorithm conv_algorithm() { return g_algorithm.load(std::memory_order_relaxed); }
 
 bool conv2d_uses_winograd(const Conv2dShape& s) {
   return conv_algorithm() == ConvAlgorithm::kFast && s.kernel_h == 3 && s.kernel_w == 3 &&

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "normnet/conv_algorithm.h"
+
 namespace normnet::kernels {
 
 struct Conv2dShape {
@@ -27,15 +29,10 @@ template <typename T>
 void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, const T* weight,
                      const Conv2dShape& s);
 
-// The algorithm of float 3x3 layers with stride 1 and dilation 1 (and at least
-// kWinogradMinChannels input and output channels per group, padding at most 2): Winograd
-// F(2x2, 3x3) (conv2d_winograd.h; the default, kFast), or the direct convolution (kExact),
-// whose sums are those of im2col + GEMM term for term. Every other layer, and every double
-// computation, takes the direct or im2col path either way. Process-wide; set it before training,
-// not while a convolution runs.
-enum class ConvAlgorithm { kFast, kExact };
-void set_conv_algorithm(ConvAlgorithm a);
-ConvAlgorithm conv_algorithm();
+// Float 3x3 layers with stride 1 and dilation 1 run by Winograd F(2x2, 3x3)
+// (conv2d_winograd.h) under ConvAlgorithm::kFast (normnet/conv_algorithm.h) when they have at
+// least kWinogradMinChannels input and output channels per group and padding at most 2. Every
+// other layer, and every double computation, takes the direct or im2col path.
 inline constexpr int64_t kWinogradMinChannels = 8;
 // Whether conv2d_forward<float> and conv2d_backward<float> run this shape by Winograd (forward,
 // weight gradient, and the input gradient as the flipped convolution) under the current setting.

@@ -38,8 +38,14 @@ class Conv2dTester {
   Conv2dTester& input_grad(bool b) { return input_grad_ = b, *this; }
   Conv2dTester& seed(uint64_t seed) { return seed_ = seed, *this; }
 
+  // The direct and im2col paths: Winograd layers are tested by kernels_winograd_test.cpp with
+  // the bound of that algorithm.
   void Test() const {
     s_.validate("Conv2dTester");  // shape errors surface before any compute
+    set_conv_algorithm(ConvAlgorithm::kExact);
+    struct Restore {
+      ~Restore() { set_conv_algorithm(ConvAlgorithm::kFast); }
+    } restore;
     const std::string what = describe();
     const int64_t oh = ref::conv_out_size(s_.h, s_.kernel_h, s_.stride_h, s_.pad_h, s_.dilation_h);
     const int64_t ow = ref::conv_out_size(s_.w, s_.kernel_w, s_.stride_w, s_.pad_w, s_.dilation_w);

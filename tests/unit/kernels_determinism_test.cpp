@@ -64,6 +64,31 @@ TEST(kernels_determinism, Conv2d) {
   }
 }
 
+// Winograd layers (stride 1, enough channels): the weight gradient's chunks of 8 samples (17
+// samples: three chunks), groups.
+TEST(kernels_determinism, Conv2dWinograd) {
+  for (int64_t groups : {1, 2}) {
+    kernels::Conv2dShape s;
+    s.n = 17, s.c_in = 16, s.c_out = 40, s.h = 13, s.w = 11, s.kernel_h = s.kernel_w = 3;
+    s.pad_h = s.pad_w = 1, s.groups = groups;
+    ASSERT_TRUE(kernels::conv2d_uses_winograd(s));
+    const int64_t out_n = s.n * s.c_out * s.out_h() * s.out_w();
+    Rng rng(13);
+    const auto in = random_floats(rng, s.n * s.c_in * s.h * s.w);
+    const auto weight = random_floats(rng, s.c_out * s.c_in / groups * 9);
+    const auto bias = random_floats(rng, s.c_out), dout = random_floats(rng, out_n);
+    ExpectSameBitsForAnyThreadCount(
+        [&] {
+          std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
+          kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
+          kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
+                                   weight.data(), s);
+          return Concat({&out, &din, &dw, &db});
+        },
+        groups == 1 ? "conv2d winograd" : "conv2d winograd groups=2");
+  }
+}
+
 TEST(kernels_determinism, BatchNorm) {
   const kernels::BatchNormShape s{.n = 7, .c = 5, .spatial = 37};
   Rng rng(12);

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "common.h"
+#include "normnet/conv_algorithm.h"
 #include "normnet/error.h"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,13 @@ int main(int argc, char** argv) {
   CLI::App app{"normnet: batch-normalized CNNs in C++ (PyTorch semantics)", "normnet"};
   app.require_subcommand(1);
   app.option_defaults()->always_capture_default();
+  // Global, also accepted after the subcommand (fallthrough): normnet train --conv exact ...
+  app.fallthrough();
+  std::string conv = "fast";
+  app.add_option("--conv", conv,
+                 "3x3 convolution algorithm: fast (Winograd where it applies) or exact (the direct "
+                 "sums of im2col + GEMM); docs/performance.md")
+      ->check(CLI::IsMember({"fast", "exact"}));
   std::map<std::string, Runner> runners;
   runners["train"] = add_train(app);
   runners["eval"] = add_eval(app);
@@ -27,6 +35,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  normnet::set_conv_algorithm(conv == "exact" ? normnet::ConvAlgorithm::kExact
+                                              : normnet::ConvAlgorithm::kFast);
   try {
     for (auto* sub : app.get_subcommands()) return runners.at(sub->get_name())();
   } catch (const normnet::Error& e) {
