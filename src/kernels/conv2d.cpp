@@ -253,7 +253,8 @@ void backward_winograd(float* din, float* dweight, float* dbias, const float* do
     flip_weights(wt.data(), weight, s);
     for (int64_t g = 0; g < G; ++g) winograd::transform_weights(uf[g], wt.data() + g * cig * cog * 9, pf);
   }
-  const int64_t chunks = (s.n + kChunk - 1) / kChunk, usize = winograd::weight_grad_size(p);
+  const int64_t chunks = (s.n + kChunk - 1) / kChunk;
+  const int64_t usize = winograd::weight_grad_size(p);
   const int64_t wsize = G * usize;
   const float* in_end = in + s.n * s.c_in * s.h * s.w;
   const float* dout_end = dout + s.n * s.c_out * P;
@@ -264,9 +265,8 @@ void backward_winograd(float* din, float* dweight, float* dbias, const float* do
     std::vector<float> dy_grid;
 #pragma omp for schedule(static)
     for (int64_t j = 0; j < chunks; ++j) {
-      std::fill(partial.get() + j * wsize, partial.get() + (j + 1) * wsize, 0.0f);
       for (int64_t n = j * kChunk; n < std::min(s.n, (j + 1) * kChunk); ++n)
-        for (int64_t g = 0; g < G; ++g) {
+        for (int64_t g = 0; g < G; ++g) {  // the chunk's first sample sets the partial
           const float* dy = dout + (n * s.c_out + g * cog) * P;
           const float* x = in + (n * s.c_in + g * cig) * s.h * s.w;
           // With din, dy's grid comes from its convolution (padded by 2 - pad, which is where the
@@ -280,7 +280,8 @@ void backward_winograd(float* din, float* dweight, float* dbias, const float* do
           } else {
             grid = winograd::output_grid(dy_grid, dy, dout_end, p);
           }
-          winograd::weight_grad(partial.get() + j * wsize + g * usize, x, in_end, grid, p, scratch);
+          winograd::weight_grad(partial.get() + j * wsize + g * usize, x, in_end, grid, p, scratch,
+                                n > j * kChunk);
         }
     }
   }

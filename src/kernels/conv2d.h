@@ -33,7 +33,7 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
 // (conv2d_winograd.h) under ConvAlgorithm::kFast (normnet/conv_algorithm.h) when they have at
 // least kWinogradMinChannels input and output channels per group and padding at most 2. Every
 // other layer, and every double computation, takes the direct or im2col path.
-inline constexpr int64_t kWinogradMinChannels = 8;
+inline constexpr int64_t kWinogradMinChannels = 16;
 // Whether conv2d_forward<float> and conv2d_backward<float> run this shape by Winograd (forward,
 // weight gradient, and the input gradient as the flipped convolution) under the current setting.
 bool conv2d_uses_winograd(const Conv2dShape& s);

@@ -209,11 +209,11 @@ NORMNET_MULTIVERSION void transform_dy(float* Mg, const Grid& g, const Plan& p) 
     }
 }
 
-// du (RO x 16*NV, row stride C) += sum over the T tiles of mg[t][r] * v[t][...]: rows are output
-// channels, columns input channels.
+// du (RO x 16*NV, row stride C) += (= when !add) the sum over the T tiles of mg[t][r] * v[t][...]:
+// rows are output channels, columns input channels.
 template <int RO, int NV>
 NORMNET_INLINE void dw_tile(const float* mg, int64_t O, const float* v, int64_t C, int64_t T,
-                            float* du) {
+                            float* du, bool add) {
   v16 acc[RO][NV] = {};
   for (int64_t t = 0; t < T; ++t) {
     v16 b[NV];
@@ -229,23 +229,24 @@ NORMNET_INLINE void dw_tile(const float* mg, int64_t O, const float* v, int64_t 
 #pragma GCC unroll 16
   for (int r = 0; r < RO; ++r)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) store16(du + r * C + 16 * j, load16(du + r * C + 16 * j) + acc[r][j]);
+    for (int j = 0; j < NV; ++j)
+      store16(du + r * C + 16 * j, add ? load16(du + r * C + 16 * j) + acc[r][j] : acc[r][j]);
 }
 
 template <int RO, int NV>
-NORMNET_INLINE void dw_positions(float* du, const float* Mg, const float* V, const Plan& p) {
+NORMNET_INLINE void dw_positions(float* du, const float* Mg, const float* V, const Plan& p, bool add) {
   const int64_t C = p.ci16(), O = p.co16(), R = p.tiles_padded(), T = p.tiles();
   for (int64_t e = 0; e < 16; ++e)
     for (int64_t o0 = 0; o0 < O; o0 += RO)
       for (int64_t c0 = 0; c0 < C; c0 += 16 * NV)
-        dw_tile<RO, NV>(Mg + e * R * O + o0, O, V + e * R * C + c0, C, T, du + (e * O + o0) * C + c0);
+        dw_tile<RO, NV>(Mg + e * R * O + o0, O, V + e * R * C + c0, C, T, du + (e * O + o0) * C + c0, add);
 }
 
-NORMNET_MULTIVERSION void dw_all(float* du, const float* Mg, const float* V, const Plan& p) {
+NORMNET_MULTIVERSION void dw_all(float* du, const float* Mg, const float* V, const Plan& p, bool add) {
   if (p.ci16() % 32 == 0)
-    dw_positions<8, 2>(du, Mg, V, p);
+    dw_positions<8, 2>(du, Mg, V, p, add);
   else
-    dw_positions<16, 1>(du, Mg, V, p);
+    dw_positions<16, 1>(du, Mg, V, p, add);
 }
 
 // s.v = V of sample x (tiles past tiles() are zero rows of the GEMM's last block).
@@ -298,15 +299,16 @@ Grid input_grid(const Plan& p, const Scratch& s) {
 }
 
 void weight_grad(float* du, const float* x, const float* x_end, const Grid& dy, const Plan& p,
-                 Scratch& s) {
+                 Scratch& s, bool add) {
   input_stage(x, x_end, p, s);
   s.m.resize(static_cast<size_t>(16 * p.tiles_padded() * p.co16()));
   transform_dy(s.m.data(), dy, p);
-  dw_all(du, s.m.data(), s.v.data(), p);
+  dw_all(du, s.m.data(), s.v.data(), p, add);
 }
 
 void weight_grad_finish(float* dw, const float* du, const Plan& p) {
   const int64_t C = p.ci16(), O = p.co16();
+#pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < p.cout; ++o)
     for (int64_t c = 0; c < p.cin; ++c)
       for (int k = 0; k < 3; ++k)

@@ -66,13 +66,15 @@ Grid output_grid(std::vector<float>& buf, const float* dy, const float* dy_end, 
 // the forward plan (with row0, col0 = 2 - pad). Valid until s is used again.
 Grid input_grid(const Plan& p, const Scratch& s);
 
-// du (16 x co16 x ci16) += the transformed weight gradient of one sample: x is its input (x_end
-// as in forward), dy its output gradient's grid (not in s.xt: this call overwrites that).
+// du (16 x co16 x ci16) += the transformed weight gradient of one sample (du = it, when !add):
+// x is its input (x_end as in forward), dy its output gradient's grid (not in s.xt: this call
+// overwrites that).
 void weight_grad(float* du, const float* x, const float* x_end, const Grid& dy, const Plan& p,
-                 Scratch& s);
+                 Scratch& s, bool add);
 inline int64_t weight_grad_size(const Plan& p) { return 16 * p.co16() * p.ci16(); }
 
-// dw (cout x cin x 3 x 3) += G^T du G, in double, rounded once.
+// dw (cout x cin x 3 x 3) += G^T du G, in double, rounded once (output channels in parallel:
+// call it outside a parallel region).
 void weight_grad_finish(float* dw, const float* du, const Plan& p);
 
 }  // namespace normnet::kernels::winograd

@@ -69,7 +69,7 @@ TEST(kernels_determinism, Conv2d) {
 TEST(kernels_determinism, Conv2dWinograd) {
   for (int64_t groups : {1, 2}) {
     kernels::Conv2dShape s;
-    s.n = 17, s.c_in = 16, s.c_out = 40, s.h = 13, s.w = 11, s.kernel_h = s.kernel_w = 3;
+    s.n = 17, s.c_in = 32, s.c_out = 40, s.h = 13, s.w = 11, s.kernel_h = s.kernel_w = 3;
     s.pad_h = s.pad_w = 1, s.groups = groups;
     ASSERT_TRUE(kernels::conv2d_uses_winograd(s));
     const int64_t out_n = s.n * s.c_out * s.out_h() * s.out_w();
