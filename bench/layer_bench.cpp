@@ -1,11 +1,12 @@
 // layer_bench: where a training step's time goes, layer by layer.
 //
-//   build/layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]]
+//   build/layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]] [--conv fast|exact]
 //
 // Builds the model (zoo name or JSON file), feeds a deterministic random batch, and times each
 // top-level layer's forward and backward (training mode; --eval: forward in eval mode only),
 // median over R repetitions after one warm-up. --fold (with --eval) times the model with every
-// foldable BatchNorm folded into the convolution before it (normnet fold). Threads: OMP_NUM_THREADS. Prints one JSON
+// foldable BatchNorm folded into the convolution before it (normnet fold). --conv exact: the
+// direct convolution for every layer (normnet/conv_algorithm.h). Threads: OMP_NUM_THREADS. Prints one JSON
 // object per layer and one for the whole step:
 //   {"layer":..., "kind":..., "forward_ms":..., "backward_ms":..., "gflops":...}
 // "gflops" is given for Conv2d and Linear (2 * multiply-adds of forward + both backward
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "normnet/conv_algorithm.h"
 #include "normnet/fold.h"
 #include "normnet/layers.h"
 #include "normnet/model.h"
@@ -72,8 +74,15 @@ int main(int argc, char** argv) {
     else if (a == "--reps") reps = std::atoi(next().c_str());
     else if (a == "--eval") eval = true;
     else if (a == "--fold") fold = eval = true;
-    else {
-      std::fprintf(stderr, "usage: layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]]\n");
+    else if (a == "--conv") {
+      const std::string v = next();
+      if (v != "fast" && v != "exact") {
+        std::fprintf(stderr, "layer_bench: --conv is fast or exact, got '%s'\n", v.c_str());
+        return 2;
+      }
+      set_conv_algorithm(v == "exact" ? ConvAlgorithm::kExact : ConvAlgorithm::kFast);
+    } else {
+      std::fprintf(stderr, "usage: layer_bench [--model NAME|FILE] [--batch N] [--reps R] [--eval [--fold]] [--conv fast|exact]\n");
       return 2;
     }
   }

@@ -266,6 +266,7 @@ void input_stage(const float* x, const float* x_end, const Plan& p, Scratch& s) 
 void transform_weights(std::vector<float>& u, const float* weight, const Plan& p) {
   const int64_t C = p.ci16(), O = p.co16();
   u.assign(static_cast<size_t>(16 * C * O), 0.0f);
+#pragma omp parallel for schedule(static)
   for (int64_t o = 0; o < p.cout; ++o)
     for (int64_t c = 0; c < p.cin; ++c) {
       const float* g = weight + (o * p.cin + c) * 9;

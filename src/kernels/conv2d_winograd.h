@@ -44,7 +44,8 @@ struct Scratch {
   std::vector<float> xt, v, m;
 };
 
-// U (16 x ci16 x co16) from weight (cout x cin x 3 x 3): the forward's operand.
+// U (16 x ci16 x co16) from weight (cout x cin x 3 x 3): the forward's operand (output channels
+// in parallel: call it outside a parallel region).
 void transform_weights(std::vector<float>& u, const float* weight, const Plan& p);
 
 // out (cout x oh x ow) = conv(x (cin x h x w)) [+ bias[o]], one sample. x_end: one past the
