@@ -106,9 +106,27 @@ def model_file(name, classes=10, dropout=False):
     return name
 
 
+def wide_model_file(name):
+    """A model whose conv2 (16 -> 16 channels, 3x3, stride 1) runs by Winograd under --conv fast."""
+    layers = [
+        {"type": "Conv2d", "name": "conv1", "in_channels": 1, "out_channels": 16, "kernel_size": 3, "padding": 1},
+        {"type": "ReLU", "name": "relu1"},
+        {"type": "Conv2d", "name": "conv2", "in_channels": 16, "out_channels": 16, "kernel_size": 3, "padding": 1},
+        {"type": "BatchNorm2d", "name": "bn2", "num_features": 16},
+        {"type": "ReLU", "name": "relu2"},
+        {"type": "MaxPool2d", "name": "pool2", "kernel_size": 2},
+        {"type": "Flatten", "name": "flatten"},
+        {"type": "Linear", "name": "fc", "in_features": 576, "out_features": 10},
+    ]
+    with open(name, "w") as f:
+        json.dump({"name": name[:-5], "input": [1, 12, 12], "classes": 10, "layers": layers}, f)
+    return name
+
+
 write_data("data", 1)
 write_data("data-other", 2)
 model_file("tiny.json")
+wide_model_file("wide.json")
 model_file("tiny-dropout.json", dropout=True)
 model_file("tiny5.json", classes=5)
 
@@ -260,6 +278,18 @@ train(one_epoch, "extend-adam", "Adam run of 1 epoch")
 resume("extend-adam", "extended", ["--epochs", "2"])
 same_run("ref-adam", "extend-adam", "1 epoch, then --resume --epochs 2")
 
+# The global --conv is part of the run: a run trained with --conv exact continues with the
+# direct sums when resumed without it (equal to the uninterrupted exact run), and differs from
+# the default (Winograd) run, so the flag did reach the convolution.
+WIDE = ["--model", "wide.json", "--data", "data", "--epochs", "2", "--batch-size", "32", "--quiet"]
+train(WIDE + ["--conv", "exact"], "ref-exact", "uninterrupted --conv exact run")
+train(WIDE, "ref-fast", "uninterrupted default (--conv fast) run")
+train(with_flags(WIDE, epochs=1) + ["--conv", "exact"], "extend-exact", "--conv exact run of 1 epoch")
+resume("extend-exact", "--conv exact extended", ["--epochs", "2"])
+same_run("ref-exact", "extend-exact", "--conv exact, 1 epoch, then --resume --epochs 2 without --conv")
+expect(open("ref-exact/model.safetensors", "rb").read() != open("ref-fast/model.safetensors", "rb").read(),
+       "--conv exact and --conv fast train different weights (Winograd rounds differently)")
+
 # ----------------------------------------------------------------- 2. killed while writing
 
 EVERY = with_flags(SGD, checkpoint_every=1)
@@ -343,6 +373,8 @@ expect_error(["train", "--resume", "ref-sgd", "--data", "data-other"], ["data-ot
 expect_error(["train", "--resume", "ref-sgd", "--out", "elsewhere"], ["--out", "ref-sgd"],
              "--out other than the resumed directory", "ref-sgd")
 expect_error(["train", "--resume", "nowhere"], ["nowhere", "train-state.safetensors"], "--resume of no run")
+expect_error(["train", "--resume", "ref-exact", "--conv", "fast"], ["--conv fast contradicts", "--conv exact"],
+             "--conv other than the run's", "ref-exact")
 shutil.copytree("ref-sgd", "truncated")
 with open("truncated/train-state.safetensors", "r+b") as f:
     f.truncate(os.path.getsize("truncated/train-state.safetensors") // 2)

@@ -34,6 +34,11 @@ void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);
 }
 
+ConvOption& conv_option() {
+  static ConvOption option;
+  return option;
+}
+
 bool stderr_is_terminal() { return isatty(STDERR_FILENO) != 0; }
 
 }  // namespace normnet::cli

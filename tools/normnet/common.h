@@ -31,6 +31,13 @@ Dataset load_for_model(const std::string& dir, bool train, int64_t limit, const 
 // and the path is not a directory. Throws naming the option (`what`, e.g. "-o") otherwise.
 void check_output_file(const std::string& path, const char* what);
 void set_threads(int threads);  // 0: OpenMP's default
+// The global --conv option (main.cpp): fast or exact, and whether the command line gave it.
+// main sets the algorithm from it; `train --resume` checks it against the run's.
+struct ConvOption {
+  std::string value = "fast";
+  bool given = false;
+};
+ConvOption& conv_option();
 bool stderr_is_terminal();
 
 }  // namespace normnet::cli

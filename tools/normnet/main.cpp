@@ -13,8 +13,8 @@ int main(int argc, char** argv) {
   app.option_defaults()->always_capture_default();
   // Global, also accepted after the subcommand (fallthrough): normnet train --conv exact ...
   app.fallthrough();
-  std::string conv = "fast";
-  app.add_option("--conv", conv,
+  ConvOption& conv = conv_option();
+  CLI::Option* conv_flag = app.add_option("--conv", conv.value,
                  "3x3 convolution algorithm: fast (Winograd where it applies) or exact (the direct "
                  "sums of im2col + GEMM); docs/performance.md")
       ->check(CLI::IsMember({"fast", "exact"}));
@@ -35,8 +35,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  normnet::set_conv_algorithm(conv == "exact" ? normnet::ConvAlgorithm::kExact
-                                              : normnet::ConvAlgorithm::kFast);
+  conv.given = conv_flag->count() > 0;
+  normnet::set_conv_algorithm(conv.value == "exact" ? normnet::ConvAlgorithm::kExact
+                                                    : normnet::ConvAlgorithm::kFast);
   try {
     for (auto* sub : app.get_subcommands()) return runners.at(sub->get_name())();
   } catch (const normnet::Error& e) {

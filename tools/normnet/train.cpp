@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "normnet/conv_algorithm.h"
 #include "normnet/checkpoint.h"
 #include "normnet/distributed.h"
 #include "normnet/error.h"
@@ -288,6 +289,16 @@ int run(const Args& cli_args, const std::set<std::string>& given, Comm* comm) {
     check(!given.count("--sync-bn") || stored_sync, "--sync-bn contradicts the run being resumed, "
           "which has plain BatchNorm (", state_path, "); leave it out or start a new run");
     a.sync_bn = stored_sync;
+    // The global --conv: the run's algorithm (runs from before the option had only the direct
+    // convolution's sums, which --conv exact keeps).
+    const json stored_conv = stored.value("--conv", json("exact"));
+    check(stored_conv == "fast" || stored_conv == "exact", state_path,
+          ": 'normnet.train_config' entry '--conv' is ", stored_conv.dump(), ", not \"fast\" or \"exact\"");
+    const std::string run_conv = stored_conv.get<std::string>();
+    check(!conv_option().given || conv_option().value == run_conv, "--conv ", conv_option().value,
+          " contradicts the run being resumed, which has --conv ", run_conv, " (", state_path,
+          "); leave it out or start a new run");
+    set_conv_algorithm(run_conv == "exact" ? ConvAlgorithm::kExact : ConvAlgorithm::kFast);
   }
   if (!lead) a.quiet = true;
   check(a.epochs >= 1, "--epochs must be at least 1, got ", a.epochs);
@@ -387,6 +398,7 @@ int run(const Args& cli_args, const std::set<std::string>& given, Comm* comm) {
   config["data_fingerprint"] = data_fingerprint;
   if (ranks > 1) config["ranks"] = ranks;
   if (a.sync_bn) config["--sync-bn"] = true;
+  config["--conv"] = conv_algorithm() == ConvAlgorithm::kExact ? "exact" : "fast";
   const std::string config_text = config.dump();
 
   const std::string out = loaded ? a.resume : a.out.empty() ? "runs/" + m.name : a.out;
