@@ -53,7 +53,7 @@ bool conv2d_uses_winograd(const Conv2dShape& s) {
   return conv_algorithm() == ConvAlgorithm::kFast && s.kernel_h == 3 && s.kernel_w == 3 &&
          s.stride_h == 1 && s.stride_w == 1 && s.dilation_h == 1 && s.dilation_w == 1 &&
          s.pad_h <= 2 && s.pad_w <= 2 && s.c_in / s.groups >= kWinogradMinChannels &&
-         s.c_out / s.groups >= kWinogradMinChannels;
+         s.c_out / s.groups >= kWinogradMinChannels && s.out_h() * s.out_w() <= kWinogradMaxPositions;
 }
 
 namespace {

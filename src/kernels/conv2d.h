@@ -31,9 +31,13 @@ void conv2d_backward(T* din, T* dweight, T* dbias, const T* dout, const T* in, c
 
 // Float 3x3 layers with stride 1 and dilation 1 run by Winograd F(2x2, 3x3)
 // (conv2d_winograd.h) under ConvAlgorithm::kFast (normnet/conv_algorithm.h) when they have at
-// least kWinogradMinChannels input and output channels per group and padding at most 2. Every
+// least kWinogradMinChannels input and output channels per group, padding at most 2 and at most
+// kWinogradMaxPositions output positions per plane. Every
 // other layer, and every double computation, takes the direct or im2col path.
 inline constexpr int64_t kWinogradMinChannels = 16;
+// Output planes larger than this (positions) stay direct: a sample's transformed operands no
+// longer fit in L2 and Winograd was slower (64 -> 128 channels at 112x112: 116 vs 82 ms forward).
+inline constexpr int64_t kWinogradMaxPositions = 64 * 64;
 // Whether conv2d_forward<float> and conv2d_backward<float> run this shape by Winograd (forward,
 // weight gradient, and the input gradient as the flipped convolution) under the current setting.
 bool conv2d_uses_winograd(const Conv2dShape& s);

@@ -256,7 +256,7 @@ TEST(kernels_winograd, SeedsSweep) {
 }
 
 // Which layers take Winograd: only under kFast, only float 3x3 stride-1 undilated layers with
-// enough channels per group and padding at most 2.
+// enough channels per group, padding at most 2 and output planes up to 64x64.
 TEST(kernels_winograd, Eligibility) {
   Conv2dShape s;
   s.n = 2, s.c_in = 32, s.c_out = 64, s.h = s.w = 14, s.kernel_h = s.kernel_w = 3, s.pad_h = s.pad_w = 1;
@@ -275,6 +275,10 @@ TEST(kernels_winograd, Eligibility) {
     t = s, t.kernel_h = 5;
     EXPECT_FALSE(kernels::conv2d_uses_winograd(t));
     t = s, t.pad_w = 3;
+    EXPECT_FALSE(kernels::conv2d_uses_winograd(t));
+    t = s, t.h = t.w = 64;  // 64x64 outputs: the largest plane
+    EXPECT_TRUE(kernels::conv2d_uses_winograd(t));
+    t.w = 65;
     EXPECT_FALSE(kernels::conv2d_uses_winograd(t));
   }
   const AlgorithmGuard exact(ConvAlgorithm::kExact);
