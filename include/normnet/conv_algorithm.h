@@ -1,5 +1,5 @@
 // Which algorithm float 3x3 convolutions with stride 1 and dilation 1 use (Conv2d; Conv1d has
-// kernel height 1 and never qualifies). docs/performance.md "Winograd" has the figures.
+// kernel height 1 and never qualifies). docs/performance.md, "Fourth tuning round", has the figures.
 //   kFast  (default) Winograd F(2x2, 3x3) where the layer has at least 16 input and 16 output
 //          channels per group, padding at most 2 and at most 64x64 outputs per plane: forward,
 //          input gradient and weight gradient.
