@@ -1,6 +1,6 @@
 // Float 3x3 convolution, stride 1, dilation 1, by Winograd's minimal filtering F(2x2, 3x3)
-// (used by conv2d.cpp; docs/performance.md, "Fourth tuning round"). Every 2x2 block of outputs (a "tile")
-// comes from the 4x4 patch of padded input under it:
+// (used by conv2d.cpp; docs/performance.md, "Fourth tuning round"). Every 2x2 block of outputs
+// (a "tile") comes from the 4x4 patch of padded input under it:
 //   Y = A^T [ sum_c (G g_c G^T) .* (B^T d_c B) ] A
 // 16 multiplies per channel pair and tile where the direct convolution has 36, and no
 // output positions computed only to be dropped.
