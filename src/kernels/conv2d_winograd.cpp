@@ -84,26 +84,30 @@ NORMNET_MULTIVERSION void transform_input(float* V, const float* xt, const Plan&
     }
 }
 
-// m (RM x 16*NV, row stride O) = v (RM rows of stride C, K used) * u (K x 16*NV, row stride O).
+// The micro-kernel of both GEMM stages: c (RM x 16*NV, row stride ldc) = (or += when add) the
+// sum over k < K of a[r*ar + k*ak] * b[k*ldb + 0 .. 16*NV), one scalar of a per row and step
+// broadcast against 16*NV columns of b, k in increasing order.
 template <int RM, int NV>
-NORMNET_INLINE void gemm_tile(const float* v, int64_t C, int64_t K, const float* u, int64_t O,
-                              float* m) {
+NORMNET_INLINE void tile(const float* a, int64_t ar, int64_t ak, const float* b, int64_t ldb,
+                         int64_t K, float* c, int64_t ldc, bool add) {
   v16 acc[RM][NV] = {};
   for (int64_t k = 0; k < K; ++k) {
-    v16 b[NV];
+    v16 bk[NV];
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) b[j] = load16(u + k * O + 16 * j);
+    for (int j = 0; j < NV; ++j) bk[j] = load16(b + k * ldb + 16 * j);
+    const float* ak0 = a + k * ak;
 #pragma GCC unroll 28
     for (int r = 0; r < RM; ++r) {
-      const float a = v[r * C + k];
+      const float s = ak0[r * ar];
 #pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
+      for (int j = 0; j < NV; ++j) acc[r][j] += s * bk[j];
     }
   }
 #pragma GCC unroll 28
   for (int r = 0; r < RM; ++r)
 #pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) store16(m + r * O + 16 * j, acc[r][j]);
+    for (int j = 0; j < NV; ++j)
+      store16(c + r * ldc + 16 * j, add ? load16(c + r * ldc + 16 * j) + acc[r][j] : acc[r][j]);
 }
 
 // M[e] = V[e] * U[e] for the 16 positions e.
@@ -113,8 +117,8 @@ NORMNET_INLINE void gemm_positions(float* M, const float* V, const float* U, con
   for (int64_t e = 0; e < 16; ++e)
     for (int64_t t0 = 0; t0 < R; t0 += RM)
       for (int64_t o0 = 0; o0 < O; o0 += 16 * NV)
-        gemm_tile<RM, NV>(V + (e * R + t0) * C, C, p.cin, U + e * C * O + o0, O,
-                          M + (e * R + t0) * O + o0);
+        tile<RM, NV>(V + (e * R + t0) * C, C, 1, U + e * C * O + o0, O, p.cin,
+                     M + (e * R + t0) * O + o0, O, false);
 }
 
 NORMNET_MULTIVERSION void gemm_all(float* M, const float* V, const float* U, const Plan& p) {
@@ -209,37 +213,16 @@ NORMNET_MULTIVERSION void transform_dy(float* Mg, const Grid& g, const Plan& p) 
     }
 }
 
-// du (RO x 16*NV, row stride C) += (= when !add) the sum over the T tiles of mg[t][r] * v[t][...]:
-// rows are output channels, columns input channels.
-template <int RO, int NV>
-NORMNET_INLINE void dw_tile(const float* mg, int64_t O, const float* v, int64_t C, int64_t T,
-                            float* du, bool add) {
-  v16 acc[RO][NV] = {};
-  for (int64_t t = 0; t < T; ++t) {
-    v16 b[NV];
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j) b[j] = load16(v + t * C + 16 * j);
-#pragma GCC unroll 16
-    for (int r = 0; r < RO; ++r) {
-      const float a = mg[t * O + r];
-#pragma GCC unroll 4
-      for (int j = 0; j < NV; ++j) acc[r][j] += a * b[j];
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < RO; ++r)
-#pragma GCC unroll 4
-    for (int j = 0; j < NV; ++j)
-      store16(du + r * C + 16 * j, add ? load16(du + r * C + 16 * j) + acc[r][j] : acc[r][j]);
-}
-
+// du[e] (co16 x ci16) += (= when !add) Mg[e]^T V[e], summed over the tiles: rows are output
+// channels (RO per micro-kernel), columns input channels.
 template <int RO, int NV>
 NORMNET_INLINE void dw_positions(float* du, const float* Mg, const float* V, const Plan& p, bool add) {
   const int64_t C = p.ci16(), O = p.co16(), R = p.tiles_padded(), T = p.tiles();
   for (int64_t e = 0; e < 16; ++e)
     for (int64_t o0 = 0; o0 < O; o0 += RO)
       for (int64_t c0 = 0; c0 < C; c0 += 16 * NV)
-        dw_tile<RO, NV>(Mg + e * R * O + o0, O, V + e * R * C + c0, C, T, du + (e * O + o0) * C + c0, add);
+        tile<RO, NV>(Mg + e * R * O + o0, 1, O, V + e * R * C + c0, C, T, du + (e * O + o0) * C + c0,
+                     C, add);
 }
 
 NORMNET_MULTIVERSION void dw_all(float* du, const float* Mg, const float* V, const Plan& p, bool add) {

@@ -42,25 +42,31 @@ std::vector<float> Concat(std::initializer_list<const std::vector<float>*> parts
   return all;
 }
 
+// Forward and backward of one convolution (random operands from `seed`), outputs and gradients
+// concatenated, compared across thread counts.
+void ExpectConvSameBits(const kernels::Conv2dShape& s, uint64_t seed, const char* what) {
+  const int64_t out_n = s.n * s.c_out * s.out_h() * s.out_w();
+  Rng rng(seed);
+  const auto in = random_floats(rng, s.n * s.c_in * s.h * s.w);
+  const auto weight = random_floats(rng, s.c_out * s.c_in / s.groups * s.kernel_h * s.kernel_w);
+  const auto bias = random_floats(rng, s.c_out), dout = random_floats(rng, out_n);
+  ExpectSameBitsForAnyThreadCount(
+      [&] {
+        std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
+        kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
+        kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
+                                 weight.data(), s);
+        return Concat({&out, &din, &dw, &db});
+      },
+      what);
+}
+
 TEST(kernels_determinism, Conv2d) {
   for (int64_t groups : {1, 3}) {
     kernels::Conv2dShape s;
     s.n = 5, s.c_in = 6, s.c_out = 39, s.h = 13, s.w = 11, s.kernel_h = s.kernel_w = 3;
     s.pad_h = s.pad_w = 1, s.stride_h = 2, s.groups = groups;
-    const int64_t out_n = s.n * s.c_out * s.out_h() * s.out_w();
-    Rng rng(11);
-    const auto in = random_floats(rng, s.n * s.c_in * s.h * s.w);
-    const auto weight = random_floats(rng, s.c_out * s.c_in / groups * 9);
-    const auto bias = random_floats(rng, s.c_out), dout = random_floats(rng, out_n);
-    ExpectSameBitsForAnyThreadCount(
-        [&] {
-          std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
-          kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
-          kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
-                                   weight.data(), s);
-          return Concat({&out, &din, &dw, &db});
-        },
-        groups == 1 ? "conv2d" : "conv2d groups=3");
+    ExpectConvSameBits(s, 11, groups == 1 ? "conv2d" : "conv2d groups=3");
   }
 }
 
@@ -72,20 +78,7 @@ TEST(kernels_determinism, Conv2dWinograd) {
     s.n = 17, s.c_in = 32, s.c_out = 40, s.h = 13, s.w = 11, s.kernel_h = s.kernel_w = 3;
     s.pad_h = s.pad_w = 1, s.groups = groups;
     ASSERT_TRUE(kernels::conv2d_uses_winograd(s));
-    const int64_t out_n = s.n * s.c_out * s.out_h() * s.out_w();
-    Rng rng(13);
-    const auto in = random_floats(rng, s.n * s.c_in * s.h * s.w);
-    const auto weight = random_floats(rng, s.c_out * s.c_in / groups * 9);
-    const auto bias = random_floats(rng, s.c_out), dout = random_floats(rng, out_n);
-    ExpectSameBitsForAnyThreadCount(
-        [&] {
-          std::vector<float> out(out_n), din(in.size()), dw(weight.size(), 0.5f), db(s.c_out, 0.5f);
-          kernels::conv2d_forward(out.data(), in.data(), weight.data(), bias.data(), s);
-          kernels::conv2d_backward(din.data(), dw.data(), db.data(), dout.data(), in.data(),
-                                   weight.data(), s);
-          return Concat({&out, &din, &dw, &db});
-        },
-        groups == 1 ? "conv2d winograd" : "conv2d winograd groups=2");
+    ExpectConvSameBits(s, 13, groups == 1 ? "conv2d winograd" : "conv2d winograd groups=2");
   }
 }
 
