@@ -7,6 +7,8 @@
 //            dbias += sum_{n,p} dout
 // Float layers with stride 1 or dilation 1 skip im2col: conv2d_direct.h computes the same sums from the padded
 // input in place (forward, the flipped convolution of the input gradient, the weight gradient).
+// Under ConvAlgorithm::kFast, float 3x3 stride-1 layers with enough channels (conv2d_uses_winograd)
+// run by Winograd F(2x2, 3x3) instead (conv2d_winograd.h), with the same threading and chunks.
 // Threads: samples are independent in forward and din; dW is summed over fixed chunks of 8
 // samples (one task each, samples in order inside a chunk), then over the chunks in order, so
 // results are identical for any thread count.
