@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "kernels/batchnorm.h"
+#include "kernels/batchnorm_relu.h"
 
 namespace k = normnet::kernels;
 
@@ -170,6 +171,28 @@ int main(int argc, char** argv) {
         },
         reps, warmup);
     print("backward_train", d.data(), threads, reps, ms, 5 * T, copy_gbps);
+
+    // The fused BatchNorm + ReLU + MaxPool2d(2) of conv-BN-ReLU-pool stages (seed001).
+    const size_t pooled = n / 4;
+    std::vector<int32_t> win(pooled);
+    ms = median_ms(
+        [&] {
+          k::batchnorm_relu_maxpool_forward_train<float>(y.p, win.data(), mean.data(), var.data(),
+                                                         invstd.data(), x.p, gamma.data(),
+                                                         beta.data(), eps, s, d[2], d[3]);
+        },
+        reps, warmup);
+    print("relu_maxpool_forward_train", d.data(), threads, reps, ms, 2.75 * T, copy_gbps);
+    ms = median_ms(
+        [&] {
+          std::fill(dg.begin(), dg.end(), 0.0f);
+          std::fill(db.begin(), db.end(), 0.0f);
+          k::batchnorm_relu_maxpool_backward_train<float>(dx.p, dg.data(), db.data(), dy.p,
+                                                          win.data(), x.p, mean.data(),
+                                                          invstd.data(), gamma.data(), s, d[2], d[3]);
+        },
+        reps, warmup);
+    print("relu_maxpool_backward_train", d.data(), threads, reps, ms, 4.5 * T, copy_gbps);
   }
   return 0;
 }

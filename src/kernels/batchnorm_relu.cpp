@@ -4,7 +4,7 @@
 // fused results bit-identical to the unfused sequence.
 #include "kernels/batchnorm_relu.h"
 #include "kernels/channel_stats.h"
-#include "kernels/pool2d.h"
+#include "kernels/relu_pool2x2.h"
 
 #include <algorithm>
 #include <cmath>
@@ -116,13 +116,12 @@ void backward_train(T* din, T* dresidual, T* dgamma, T* dbeta, const T* dout, co
 template <typename T>
 void pool_plane(T* out, int32_t* win, const T* in, T* z, int64_t nc, const Coefficients<T>& k,
                 int64_t C, int64_t h, int64_t w) {
-  const int64_t S = h * w, start = nc * S, ph = start % kLanes, c = nc % C, os = (h / 2) * (w / 2);
+  const int64_t S = h * w, start = nc * S, ph = start % kLanes, c = nc % C;
   normalize_relu_values(z, in + start - ph, ph, ph + S, k.mu[c], k.alpha[c], k.offset[c]);
-  maxpool2x2_plane(out, win, z + ph, h, w, true);
-  for (int64_t j = 0; j < os; ++j) win[j] = out[j] <= T(0) ? -1 : win[j];
+  relu_pool2x2_plane(out, win, z + ph, h, w);
 }
 
-// Scratch for a plane of S values at phase ph < kLanes, with room for maxpool2x2_plane's
+// Scratch for a plane of S values at phase ph < kLanes, with room for relu_pool2x2_plane's
 // reads past the end.
 inline size_t scratch_size(int64_t S) { return static_cast<size_t>(S + 3 * kLanes); }
 
@@ -136,17 +135,6 @@ void pool_planes(T* out, int32_t* win, const T* in, const Coefficients<T>& k, co
 #pragma omp for schedule(static)
     for (int64_t nc = 0; nc < s.n * s.c; ++nc) pool_plane(out + nc * os, win + nc * os, in, z.data(), nc, k, s.c, h, w);
   }
-}
-
-// g (h x w) = the BN output's gradient of one plane (batchnorm_relu.h): zeros, then the value
-// at each window's winner. (The branch is well predicted: after BN and ReLU most windows have a
-// positive maximum. Writing each window's four values without branches measured slower.)
-template <typename T>
-void scatter_plane(T* g, const T* dout, const int32_t* win, int64_t h, int64_t w) {
-  const int64_t os = (h / 2) * (w / 2);
-  for (int64_t i = 0; i < h * w; ++i) g[i] = T(0);
-  for (int64_t j = 0; j < os; ++j)
-    if (win[j] >= 0) g[win[j]] = T(0) + dout[j];
 }
 
 template <typename T>
@@ -274,7 +262,7 @@ void batchnorm_relu_maxpool_backward_train(T* din, T* dgamma, T* dbeta, const T*
     for (int64_t n = 0; n < s.n; ++n)
       for (int64_t c = b.begin; c < b.end; ++c) {
         const int64_t nc = n * C + c, ph = (nc * S) % kLanes;
-        scatter_plane(g.data() + ph, dout + nc * os, win + nc * os, h, w);
+        relu_pool2x2_grad(g.data() + ph, dout + nc * os, win + nc * os, h, w);
         grad_sums_add(sums[c - b.begin], g.data(), in + nc * S - ph, static_cast<const uint64_t*>(nullptr),
                       ph, ph + S, static_cast<double>(mean[c]));
       }
@@ -288,7 +276,7 @@ void batchnorm_relu_maxpool_backward_train(T* din, T* dgamma, T* dbeta, const T*
         for (int64_t c = b.begin; c < b.end; ++c) {
           const int64_t nc = n * C + c, ph = (nc * S) % kLanes;
           const DxCoefficients<T>& q = k[c - b.begin];
-          scatter_plane(g.data() + ph, dout + nc * os, win + nc * os, h, w);
+          relu_pool2x2_grad(g.data() + ph, dout + nc * os, win + nc * os, h, w);
           bn_dx_add(din + nc * S - ph, static_cast<T*>(nullptr), g.data(), in + nc * S - ph,
                     static_cast<const uint64_t*>(nullptr), ph, ph + S, q.k_dy, q.mu, q.k_x, q.k_0);
         }
@@ -299,7 +287,7 @@ template <typename T>
 void relu_maxpool_scatter(T* g, const T* dout, const int32_t* win, int64_t planes, int64_t h, int64_t w) {
   const int64_t S = h * w, os = (h / 2) * (w / 2);
 #pragma omp parallel for schedule(static)
-  for (int64_t nc = 0; nc < planes; ++nc) scatter_plane(g + nc * S, dout + nc * os, win + nc * os, h, w);
+  for (int64_t nc = 0; nc < planes; ++nc) relu_pool2x2_grad(g + nc * S, dout + nc * os, win + nc * os, h, w);
 }
 
 #define INSTANTIATE(T)                                                                             \

@@ -93,12 +93,12 @@ Tensor BatchNorm::run_forward_pooled(const Tensor& x) {
   output_shape(x.shape());
   const Shape out_shape = fused_pool->output_shape(x.shape());  // checks the size, naming the pool
   Tensor out = Tensor::empty(out_shape);  // every path below writes all of it
-  std::vector<int32_t> win(static_cast<size_t>(out.numel()), -1);
+  // and all of the winners: the buffer is reused from step to step, not refilled.
+  pool_win_.resize(static_cast<size_t>(out.numel()));
   const int64_t h = x.shape()[2], w = x.shape()[3];
   if ((sync && training_) || channel_shape(x.shape()).count() == 0) {
     const Tensor full = run_forward(x, nullptr, true);
     pool_in_ = x.shape();
-    pool_win_ = std::move(win);
     pooled_ = true;
     if (out.numel() == 0) return out;
     kernels::Pool2dShape ps;
@@ -112,7 +112,6 @@ Tensor BatchNorm::run_forward_pooled(const Tensor& x) {
   const kernels::BatchNormShape s = channel_shape(x.shape());
   input_ = x.contiguous();
   pool_in_ = x.shape();
-  pool_win_ = std::move(win);
   pooled_ = true;
   epilogue_ = 1;
   synced_ = false;
