@@ -11,9 +11,9 @@ namespace normnet::kernels {
 
 namespace {
 
-typedef float f4 __attribute__((vector_size(16)));
-typedef int32_t i4 __attribute__((vector_size(16)));
 typedef int32_t i8 __attribute__((vector_size(32)));
+typedef float f8 __attribute__((vector_size(32)));
+typedef int32_t i16 __attribute__((vector_size(64)));
 
 template <typename V>
 NORMNET_INLINE V load(const void* p) {
@@ -80,39 +80,40 @@ void relu_pool2x2_plane(float* out, int32_t* win, const float* z, int64_t h, int
   }
 }
 
-// Window row oy gives rows 2oy and 2oy+1 of g: for each group of 4 windows, each window's
+// Window row oy gives rows 2oy and 2oy+1 of g: for each group of 8 windows, each window's
 // value and winner repeated for its two columns, kept in the lanes whose flat index is the
 // winner (one load and one repeat serve both rows). A row's last group may be partial: its
 // lanes past the row get winner -1, so its stores write zeros past the row's end, into the
 // next rows; it runs first, before the whole groups (and a group's top row before its bottom
 // row), so that every such zero is overwritten after. It reads the next window row's values.
 // Where those reads or writes would leave the plane (the last window row, tiny planes), the
-// last windows go value by value instead. (A partial vector built in memory and loaded back stalled
-// on store forwarding.)
+// last windows go value by value instead. (A partial vector built in memory and loaded back
+// stalled on store forwarding.)
 NORMNET_INLINE void grad_group(float* top, const float* d, const int32_t* wi, int64_t j, int64_t ow,
                                int32_t base, int32_t w) {
-  const i8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  const i4 quad = {0, 1, 2, 3};
-  const f4 dv = load<f4>(d + j) + 0.0f;
-  i4 wv = load<i4>(wi + j);
-  if (j + 4 > ow) wv |= quad >= static_cast<int32_t>(ow - j);  // -1 past the row
-  const i8 dd = reinterpret_cast<i8>(__builtin_shufflevector(dv, dv, 0, 0, 1, 1, 2, 2, 3, 3));
-  const i8 ww = __builtin_shufflevector(wv, wv, 0, 0, 1, 1, 2, 2, 3, 3);
-  const i8 idx = lane + (base + static_cast<int32_t>(2 * j));
+  const i16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const i8 eight = {0, 1, 2, 3, 4, 5, 6, 7};
+  const f8 dv = load<f8>(d + j) + 0.0f;
+  i8 wv = load<i8>(wi + j);
+  if (j + 8 > ow) wv |= eight >= static_cast<int32_t>(ow - j);  // -1 past the row
+  const i16 dd = reinterpret_cast<i16>(
+      __builtin_shufflevector(dv, dv, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+  const i16 ww = __builtin_shufflevector(wv, wv, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+  const i16 idx = lane + (base + static_cast<int32_t>(2 * j));
   store(top + 2 * j, dd & (ww == idx));
   store(top + w + 2 * j, dd & (ww == idx + w));
 }
 
 NORMNET_MULTIVERSION
 void relu_pool2x2_grad(float* g, const float* dout, const int32_t* win, int64_t h, int64_t w) {
-  const int64_t oh = h / 2, ow = w / 2, whole = ow / 4 * 4;
+  const int64_t oh = h / 2, ow = w / 2, whole = ow / 8 * 8;
   const int32_t w32 = static_cast<int32_t>(w);
   for (int64_t oy = 0; oy < oh; ++oy) {
     const float* d = dout + oy * ow;
     const int32_t* wi = win + oy * ow;
     float* top = g + 2 * oy * w;
     const int32_t base = static_cast<int32_t>(2 * oy * w);
-    const bool inside = oy * ow + whole + 4 <= oh * ow && 2 * oy * w + w + 2 * whole + 8 <= h * w;
+    const bool inside = oy * ow + whole + 8 <= oh * ow && 2 * oy * w + w + 2 * whole + 16 <= h * w;
     if (whole < ow && inside) {
       grad_group(top, d, wi, whole, ow, base, w32);
     } else {
@@ -125,7 +126,7 @@ void relu_pool2x2_grad(float* g, const float* dout, const int32_t* win, int64_t 
         top[w + 2 * j + 1] = wi[j] == i + w32 + 1 ? v : 0.0f;
       }
     }
-    for (int64_t j = 0; j < whole; j += 4) grad_group(top, d, wi, j, ow, base, w32);
+    for (int64_t j = 0; j < whole; j += 8) grad_group(top, d, wi, j, ow, base, w32);
     if (w % 2) top[w - 1] = top[2 * w - 1] = 0.0f;
   }
   for (int64_t i = 2 * oh * w; i < h * w; ++i) g[i] = 0.0f;
