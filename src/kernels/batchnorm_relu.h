@@ -82,7 +82,7 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
 //   batchnorm_forward_* -> relu_forward -> maxpool2d_forward (kernel 2x2, stride 2, no padding,
 //   no ceil_mode) and, backward, maxpool2d_backward -> relu_backward -> batchnorm_backward_*.
 // Each (n, c) plane is normalized into a per-thread scratch plane that stays in cache and pooled
-// from there (maxpool2x2_plane), so the full-size activation is never written, nor read again;
+// from there (relu_pool2x2_plane), so the full-size activation is never written, nor read again;
 // the scratch plane keeps the plane's place modulo 16, so every element takes the vector or
 // scalar path it takes in the unfused kernels.
 // win (one int32 per pooled output): the winner's flat index y*W + x in its plane, as
@@ -90,8 +90,8 @@ void batchnorm_add_relu_backward_eval(T* din, T* dresidual, T* dgamma, T* dbeta,
 // overlap, so the gradient at the BN output is dout at each winner that is not -1 (a winner
 // with pooled value 0 had BN output <= 0, which the ReLU blocks) and 0 everywhere else:
 //   g[win] = 0 + dout  (as maxpool2d_backward adds into a zeroed plane; it makes -0 into +0)
-// Backward (training) rebuilds g one plane at a time in scratch for the sums and again for dx,
-// with the sums in the order of batchnorm_relu_backward_train.
+// Backward (training) rebuilds g one plane at a time in scratch (relu_pool2x2_grad) for the sums
+// and again for dx, with the sums in the order of batchnorm_relu_backward_train.
 template <typename T>
 void batchnorm_relu_maxpool_forward_train(T* out, int32_t* win, T* mean, T* var, T* invstd,
                                           const T* in, const T* gamma, const T* beta, double eps,

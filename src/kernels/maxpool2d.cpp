@@ -20,7 +20,7 @@ inline void take_max(T v, int32_t i, T& best, int32_t& best_i) {
 }
 
 template <typename T>
-void maxpool2x2_row(T* y, int32_t* am, const T* r0, int32_t i0, int64_t w, int64_t ow, bool = false) {
+void maxpool2x2_row(T* y, int32_t* am, const T* r0, int32_t i0, int64_t w, int64_t ow) {
   for (int64_t ox = 0; ox < ow; ++ox) {
     const int32_t i = i0 + static_cast<int32_t>(2 * ox);
     T best = r0[2 * ox];
@@ -79,11 +79,8 @@ NORMNET_INLINE void windows8(float* y, int32_t* am, const float* a, const float*
   std::memcpy(am, &best_i, sizeof best_i);
 }
 
-// readable: the 16 values after the row pair may be read, so the last < 8 windows are read in
-// place (the extra lanes' results are dropped) instead of through a zero-padded copy.
 NORMNET_MULTIVERSION
-void maxpool2x2_row(float* y, int32_t* am, const float* r0, int32_t i0, int64_t w, int64_t ow,
-                    bool readable = false) {
+void maxpool2x2_row(float* y, int32_t* am, const float* r0, int32_t i0, int64_t w, int64_t ow) {
   const int32_t w32 = static_cast<int32_t>(w);
   int64_t ox = 0;
   for (; ox + 8 <= ow; ox += 8)
@@ -92,20 +89,21 @@ void maxpool2x2_row(float* y, int32_t* am, const float* r0, int32_t i0, int64_t 
   const int64_t r = ow - ox;
   float ty[8];
   int32_t tam[8];
-  if (readable) {
-    windows8(ty, tam, r0 + 2 * ox, r0 + w + 2 * ox, i0 + static_cast<int32_t>(2 * ox), w32);
-    for (int64_t k = 0; k < r; ++k) {
-      y[ox + k] = ty[k];
-      am[ox + k] = tam[k];
-    }
-    return;
-  }
   float a[16] = {}, b[16] = {};
   std::memcpy(a, r0 + 2 * ox, sizeof(float) * 2 * r);
   std::memcpy(b, r0 + w + 2 * ox, sizeof(float) * 2 * r);
   windows8(ty, tam, a, b, i0 + static_cast<int32_t>(2 * ox), w32);
   std::memcpy(y + ox, ty, sizeof(float) * r);
   std::memcpy(am + ox, tam, sizeof(int32_t) * r);
+}
+
+// One (h, w) plane: out h/2 x w/2 (rounded down), row pair by row pair.
+template <typename T>
+void maxpool2x2_plane(T* out, int32_t* argmax, const T* in, int64_t h, int64_t w) {
+  const int64_t oh = h / 2, ow = w / 2;
+  for (int64_t oy = 0; oy < oh; ++oy)
+    maxpool2x2_row(out + oy * ow, argmax + oy * ow, in + 2 * oy * w, static_cast<int32_t>(2 * oy * w),
+                   w, ow);
 }
 
 // kernel 2x2, stride 2, no padding or dilation, every window inside the input (the pooling of
@@ -119,14 +117,6 @@ void maxpool2x2(T* out, int32_t* argmax, const T* in, const Pool2dShape& s) {
 }
 
 }  // namespace
-
-template <typename T>
-void maxpool2x2_plane(T* out, int32_t* argmax, const T* in, int64_t h, int64_t w, bool readable_past_end) {
-  const int64_t oh = h / 2, ow = w / 2;
-  for (int64_t oy = 0; oy < oh; ++oy)
-    maxpool2x2_row(out + oy * ow, argmax + oy * ow, in + 2 * oy * w, static_cast<int32_t>(2 * oy * w),
-                   w, ow, readable_past_end);
-}
 
 template <typename T>
 void maxpool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dShape& s) {
@@ -181,8 +171,6 @@ void maxpool2d_backward(T* din, const T* dout, const int32_t* argmax, const Pool
     }
 }
 
-template void maxpool2x2_plane<float>(float*, int32_t*, const float*, int64_t, int64_t, bool);
-template void maxpool2x2_plane<double>(double*, int32_t*, const double*, int64_t, int64_t, bool);
 template void maxpool2d_forward<float>(float*, int32_t*, const float*, const Pool2dShape&);
 template void maxpool2d_forward<double>(double*, int32_t*, const double*, const Pool2dShape&);
 template void maxpool2d_backward<float>(float*, const float*, const int32_t*, const Pool2dShape&);

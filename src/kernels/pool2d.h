@@ -24,13 +24,6 @@ struct Pool2dShape {
 
 template <typename T>
 void maxpool2d_forward(T* out, int32_t* argmax, const T* in, const Pool2dShape& s);
-// One (h, w) plane of maxpool2d_forward with kernel 2x2, stride 2, no padding or dilation, not
-// ceil_mode (out h/2 x w/2, rounded down): the same values and argmax choices. The fused
-// BatchNorm + ReLU + MaxPool kernel pools planes it normalized into a scratch buffer with it.
-// readable_past_end: the 16 values after the plane may be read (their values do not matter).
-template <typename T>
-void maxpool2x2_plane(T* out, int32_t* argmax, const T* in, int64_t h, int64_t w,
-                      bool readable_past_end = false);
 template <typename T>
 void maxpool2d_backward(T* din, const T* dout, const int32_t* argmax, const Pool2dShape& s);
 

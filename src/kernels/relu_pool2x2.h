@@ -3,12 +3,12 @@
 // float versions compiled for AVX-512, AVX2+FMA and baseline x86-64, chosen at run time.
 //
 // relu_pool2x2_plane: out (h/2 x w/2) = maxpool2x2 of z (h x w), z a ReLU output (every value
-// is +0, -0, positive, +inf or NaN). Values and winners are those of maxpool2x2_plane (the
+// is +0, -0, positive, +inf or NaN). Values and winners are those of maxpool2d_forward (the
 // first maximum wins ties, the first NaN wins), and win = -1 where the pooled value is <= 0.
 // For such values one integer comparison orders them as the floats do: with key = bits with
 // the sign cleared, -0 and +0 have key 0, positives and +inf keep their order, and a NaN's key
 // is above +inf's. A candidate takes over iff the current best is not NaN (key <= +inf's) and
-// its key is larger: exactly take_max's rule. (maxpool2x2_plane must also order negatives,
+// its key is larger: exactly maxpool's rule. (maxpool2d_forward must also order negatives,
 // which costs twice the instructions.) z must be readable for 16 values past h*w.
 //
 // relu_pool2x2_grad: g (h x w) = the gradient at the BN output of one plane: 0 + dout[j] at
